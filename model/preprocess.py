@@ -1,0 +1,102 @@
+"""The one preprocessing of the toolkit, in numpy only (device-side runners import it without torch).
+
+Training, evaluation, export calibration and every runtime call `preprocess_image`; the same
+steps are described as data in `PREPROCESSING` so that other languages (the Android app) can
+repeat them exactly:
+
+1. RGB uint8 image -> float32, bilinear resize to 256x256 with half-pixel centres and no
+   antialiasing (what torch's F.interpolate(align_corners=False), OpenCV's INTER_LINEAR and
+   TensorFlow's resize(half_pixel_centers=True) compute); source coordinates below 0 are clamped.
+2. Per-image min-max over all pixels and channels: x = (x - min) / (max - min); a constant
+   image becomes all zeros. (The reference's z-score followed by min-max reduces to this.)
+3. Layout NCHW (batch, RGB, height, width).
+
+Masks: nearest-neighbour resize with half-pixel centres, then foreground = value > 0.
+Predictions: probability = sigmoid(logit); foreground = probability > threshold (0.5).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Dict, Tuple
+
+import numpy as np
+
+INPUT_SIZE = 256
+THRESHOLD = 0.5
+
+PREPROCESSING: Dict = {
+    "version": 1,
+    "input_size": [INPUT_SIZE, INPUT_SIZE],
+    "color": "RGB",
+    "resize": {"method": "bilinear", "half_pixel_centers": True, "align_corners": False, "antialias": False},
+    "scale": {"method": "per_image_minmax", "range": [0.0, 1.0], "constant_image": 0.0},
+    "layout": "NCHW",
+    "dtype": "float32",
+    "mask_resize": "nearest_half_pixel",
+    "output": {"kind": "logits", "activation": "sigmoid", "threshold": THRESHOLD, "classes": ["lesion"]},
+}
+
+
+@lru_cache(maxsize=64)
+def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) interpolation weights for half-pixel-centred bilinear resampling."""
+    src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    src = np.clip(src, 0.0, n_in - 1)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w1 = src - i0
+    m = np.zeros((n_out, n_in), dtype=np.float64)
+    rows = np.arange(n_out)
+    np.add.at(m, (rows, i0), 1.0 - w1)
+    np.add.at(m, (rows, i1), w1)
+    return m.astype(np.float32)
+
+
+def resize_bilinear(img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """HxWxC (any dtype) -> float32 (h, w, C), half-pixel centres, no antialias."""
+    h, w = size
+    x = img.astype(np.float32)
+    if x.ndim == 2:
+        x = x[..., None]
+    my = _bilinear_matrix(x.shape[0], h)
+    mx = _bilinear_matrix(x.shape[1], w)
+    return np.einsum("hH,HWc,wW->hwc", my, x, mx, optimize=True).astype(np.float32)
+
+
+def nearest_indices(n_in: int, n_out: int) -> np.ndarray:
+    return np.minimum(np.floor((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64), n_in - 1)
+
+
+def resize_nearest(arr: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    h, w = size
+    return arr[nearest_indices(arr.shape[0], h)][:, nearest_indices(arr.shape[1], w)]
+
+
+def minmax_scale(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return np.zeros_like(x, dtype=np.float32)
+    return ((x - lo) / (hi - lo)).astype(np.float32)
+
+
+def preprocess_image(rgb: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """uint8 HxWx3 RGB -> float32 (3, size, size), ready to stack into an NCHW batch."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
+    x = minmax_scale(resize_bilinear(rgb, (size, size)))
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def preprocess_mask(mask: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """bool/uint8 HxW -> uint8 (size, size) in {0, 1}."""
+    return (resize_nearest(mask, (size, size)) > 0).astype(np.uint8)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
+
+
+def probs_to_image_size(prob: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    """Map a (size, size) probability map back to the image's own (H, W) with the same bilinear rule."""
+    return resize_bilinear(prob, shape)[..., 0]

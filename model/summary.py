@@ -1,0 +1,65 @@
+"""Parameters and GFLOPs per variant and ablation: `python model/summary.py [--variant v3|all] [--json FILE]`.
+
+"GFLOPs" follows the field's convention: multiply-accumulates as `thop` counts them at 1x3x256x256
+(convolutions, batch norm and pooling; the functional bilinear upsampling and the elementwise
+gate arithmetic are not counted by thop, as in the reference's figure).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from model.aulunet import build_model, list_models
+
+
+def count(name: str, size: int = 256) -> Dict:
+    import thop
+
+    model = build_model(name).eval()
+    params = sum(p.numel() for p in model.parameters())
+    macs, _ = thop.profile(model, (torch.zeros(1, 3, size, size),), verbose=False)
+    return {"params": int(params), "gflops": round(macs / 1e9, 6)}
+
+
+def summarize(names: Sequence[str], size: int = 256) -> Dict[str, Dict]:
+    return {n: count(n, size) for n in names}
+
+
+def markdown(rows: Dict[str, Dict]) -> str:
+    lines = ["| model | params | GFLOPs (thop MACs) |", "|---|---:|---:|"]
+    lines += [f"| {n} | {r['params']:,} | {r['gflops']:.4f} |" for n, r in rows.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variant", default="all", help="v1, v2, v3, a registry name, or all")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    if args.variant == "all":
+        names: List[str] = list_models()
+    else:
+        name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
+        if name not in list_models():
+            raise SystemExit(f"error: unknown variant '{args.variant}'; known: {', '.join(list_models())}")
+        names = [name]
+    rows = summarize(names, args.size)
+    print(markdown(rows))
+    if args.json:
+        from model.checkpoint import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Train AULUNet: `python model/train.py [--data DIR] [--variant v3] [--epochs 400] [--out runs/NAME]`.
+
+The paper's recipe: BCE + Dice, AdamW (lr 1e-3, weight decay 1e-2), batch 8, 400 epochs, flips and
+rotations, 256x256 inputs. `--schedule cosine` anneals once from lr to 1e-5 over all epochs (the
+paper's text); `--schedule restart` is the public reference code's CosineAnnealingLR(T_max=50),
+which climbs back up and so restarts every 100 epochs. The best checkpoint (by pooled val DSC) and
+the last one (with optimizer and RNG state, for `--resume`) are written atomically after each
+epoch, with a JSON log of every epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+
+from model.aulunet import build_model, get_config
+from model.augment import augment
+from model.checkpoint import FORMAT, TOOLKIT_VERSION, atomic_write_text, load_checkpoint, save_atomic
+from model.data import DataError, load_arrays, open_dataset
+from model.losses import bce_dice_loss
+from model.metrics import PooledMetrics
+from model.preprocess import PREPROCESSING, THRESHOLD
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "ph2"
+
+
+def lr_at(epoch: int, args) -> float:
+    """Learning rate for a 0-based epoch."""
+    period = args.epochs if args.schedule == "cosine" else args.restart_tmax
+    return args.min_lr + (args.lr - args.min_lr) * (1 + math.cos(math.pi * epoch / period)) / 2
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {name} requested but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate_arrays(model, x: torch.Tensor, y: np.ndarray, batch: int = 16) -> dict:
+    model.eval()
+    pm = PooledMetrics()
+    for i in range(0, len(x), batch):
+        logits = model(x[i:i + batch])
+        pm.update((logits[:, 0] > 0).cpu().numpy(), y[i:i + batch])  # logit > 0 <=> sigmoid > 0.5
+    return pm.result()
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset root (generic, ISIC or PH2 layout)")
+    p.add_argument("--variant", default="v3", help="registry name, e.g. v3 or aulunet_v3_baseline")
+    p.add_argument("--epochs", type=int, default=400)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--min-lr", type=float, default=1e-5)
+    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--schedule", choices=["cosine", "restart"], default="cosine",
+                   help="cosine: once to min-lr over all epochs; restart: reference CosineAnnealingLR(T_max=50)")
+    p.add_argument("--restart-tmax", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256, help="input size (256 for real runs; smaller for quick tests)")
+    p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (0 = all)")
+    p.add_argument("--limit-val", type=int, default=0, help="use only the first N validation images (0 = all)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
+    p.add_argument("--out", default=None, help="run folder (default runs/<variant>_<schedule>_s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--stop-after", type=int, default=0, help="stop after this many epochs in total (simulates a kill)")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
+    try:
+        get_config(name)
+    except KeyError as e:
+        raise SystemExit(f"error: {e.args[0]}")
+    out = Path(args.out or REPO / "runs" / f"{name}_{args.schedule}_s{args.seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+
+    try:
+        ds = open_dataset(args.data, seed=args.seed)
+        train_s, val_s = ds.subset("train"), ds.subset("val")
+    except DataError as e:
+        raise SystemExit(f"error: {e}")
+    if args.limit_train:
+        train_s = train_s[: args.limit_train]
+    if args.limit_val:
+        val_s = val_s[: args.limit_val]
+    show = not args.no_progress
+    xtr, ytr = load_arrays(train_s, args.size, progress=show)
+    xva, yva = load_arrays(val_s, args.size, progress=show)
+    mem = torch.channels_last
+    xtr_t = torch.from_numpy(xtr).to(device)
+    ytr_t = torch.from_numpy(ytr).float().unsqueeze(1).to(device)
+    xva_t = torch.from_numpy(xva).to(device).contiguous(memory_format=mem)
+
+    torch.manual_seed(args.seed)
+    model = build_model(name).to(device).to(memory_format=mem)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    gen = torch.Generator().manual_seed(args.seed)
+    start, best, history = 0, {"dsc": -1.0}, []
+
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if args.resume:
+        if not last_path.is_file():
+            raise SystemExit(f"error: {last_path}: nothing to resume; run without --resume first")
+        ck = load_checkpoint(last_path)
+        if ck["train_args"]["epochs"] != args.epochs or ck["train_args"]["schedule"] != args.schedule:
+            raise SystemExit(f"error: {last_path}: was trained with --epochs {ck['train_args']['epochs']} --schedule {ck['train_args']['schedule']}; resume with the same values")
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        gen.set_state(ck["rng"])
+        start, best, history = ck["epoch"], ck["best"], ck["history"]
+
+    meta = {
+        "format": FORMAT,
+        "toolkit_version": TOOLKIT_VERSION,
+        "model": name,
+        "config": model.cfg.to_dict(),
+        "preprocessing": PREPROCESSING,
+        "threshold": THRESHOLD,
+        "train_args": {k: v for k, v in vars(args).items() if k not in ("resume", "stop_after", "no_progress")},
+        "data": {"root": str(Path(args.data).resolve()), "layout": ds.layout, "split_source": ds.split_source,
+                 "split_hash": ds.split_hash(), "n_train": len(train_s), "n_val": len(val_s)},
+    }
+    from tqdm import tqdm
+
+    n = len(xtr_t)
+    bar = tqdm(range(start, args.epochs), initial=start, total=args.epochs, desc=name, disable=not show)
+    for epoch in bar:
+        t0 = time.time()
+        lr = lr_at(epoch, args)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        losses = []
+        for i in range(0, n, args.batch_size):
+            idx = perm[i:i + args.batch_size].to(device)
+            xb, yb = augment(xtr_t[idx], ytr_t[idx], gen)
+            logits = model(xb.contiguous(memory_format=mem))
+            loss = bce_dice_loss(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        val = evaluate_arrays(model, xva_t, yva)
+        rec = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)), "val_dsc": val["dsc"],
+               "val_miou": val["miou"], "seconds": round(time.time() - t0, 3)}
+        history.append(rec)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        if val["dsc"] > best["dsc"]:
+            best = {**{k: val[k] for k in ("dsc", "miou", "accuracy", "specificity", "sensitivity", "n_images")}, "epoch": epoch + 1}
+            save_atomic({**meta, "state_dict": state, "epoch": epoch + 1, "metrics": {"val": best}}, best_path)
+        save_atomic({**meta, "state_dict": state, "epoch": epoch + 1, "metrics": {"val": val},
+                     "optimizer": opt.state_dict(), "rng": gen.get_state(), "best": best, "history": history}, last_path)
+        atomic_write_text(out / "log.json", json.dumps({"run": meta, "best": best, "epochs": history}, indent=1))
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", dsc=f"{val['dsc']:.4f}", best=f"{best['dsc']:.4f}")
+        if args.stop_after and epoch + 1 >= args.stop_after:
+            break
+    bar.close()
+    summary = {"out": str(out), "best": best, "epochs_done": len(history)}
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PH2 = REPO.parent / "shared" / "data" / "ph2"
+SHIPPED = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
+
+
+@pytest.fixture(scope="session")
+def ph2() -> Path:
+    if not (PH2 / "images").is_dir():
+        pytest.skip(f"real PH2 data absent: {PH2} not found (CI always has it)")
+    return PH2
+
+
+@pytest.fixture(scope="session")
+def shipped() -> Path:
+    assert SHIPPED.is_file(), f"{SHIPPED} missing: the shipped checkpoint must be committed"
+    return SHIPPED
+
+
+def save_png(path: Path, arr: np.ndarray) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def lesion_pair(rng, h=40, w=48):
+    """A small RGB image with a dark disc and its 0/255 mask."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    mask = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (min(h, w) / 3) ** 2
+    img = rng.integers(150, 230, (h, w, 3), dtype=np.uint8)
+    img[mask] = rng.integers(30, 90, (int(mask.sum()), 3), dtype=np.uint8)
+    return img, (mask * 255).astype(np.uint8)
