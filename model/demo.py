@@ -35,6 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--data", default=None, help="dataset root; default ../shared/data/ph2, else synthetic")
+    p.add_argument("--synthetic", action="store_true", help="use synthetic lesions even when real data is present")
     p.add_argument("--split", default=None, help="default: val for real data, all for synthetic")
     p.add_argument("--out", default=str(REPO / "outputs" / "demo"))
     p.add_argument("--figures", type=int, default=6, help="rows in overlays.png")
@@ -48,10 +49,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from model.visualize import figure_grid
 
     out = Path(args.out)
-    data = Path(args.data) if args.data else (DEFAULT_DATA if DEFAULT_DATA.is_dir() else None)
+    data = Path(args.data) if args.data else (DEFAULT_DATA if DEFAULT_DATA.is_dir() and not args.synthetic else None)
     if data is None:
         data = write_synthetic_dataset(out / "synthetic_data", n=6)
-        print(f"no data given and {DEFAULT_DATA} absent: using 6 SYNTHETIC lesion images in {data}")
+        print(f"using 6 SYNTHETIC lesion images in {data} ({'--synthetic' if args.synthetic else f'no data given and {DEFAULT_DATA} absent'})")
     synthetic = is_synthetic(data)
     split = args.split or ("all" if synthetic else "val")
     try:

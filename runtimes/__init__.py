@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .base import ModelFileError, Segmenter
 
-BACKENDS = {
-    ".pt": ("runtimes.torch_backend", "TorchSegmenter"),
-}
+from export.formats import FORMATS
+
+BACKENDS = {f.suffix: tuple(f.backend.split(":")) for f in FORMATS.values()}
 
 
 def load(path, threads: int = 0) -> Segmenter:

@@ -1,0 +1,1 @@
+"""Exporters: one table of formats (formats.py) drives the CLIs, parity checks and docs."""

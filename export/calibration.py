@@ -1,0 +1,50 @@
+"""Calibration images for INT8, preprocessed exactly as at inference (shared by every exporter)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from model.data import DataError, IMAGE_EXTS, Sample, load_arrays, open_dataset
+
+
+class CalibrationError(ValueError):
+    pass
+
+
+def calibration_set(calib: Optional[str], ckpt: Dict, limit: int = 0, size: int = 256) -> Tuple[np.ndarray, Dict]:
+    """(N,3,S,S) float32 images and a description for the metadata.
+
+    calib: a dataset root (its train split), a plain folder of images, or None for the training
+    split recorded in the checkpoint.
+    """
+    if calib is None:
+        root = Path(ckpt.get("data", {}).get("root", ""))
+        if not root.is_dir():
+            raise CalibrationError(f"--calib not given and the checkpoint's training data {root} is not here; pass --calib DIR with real images")
+        ds = open_dataset(root)
+        if ds.split_hash() != ckpt["data"]["split_hash"]:
+            raise CalibrationError(f"{root}: its split differs from the one the checkpoint was trained on; pass --calib DIR explicitly")
+        samples, source = ds.subset("train"), {"data": root.name, "split": "train", "split_hash": ds.split_hash()}
+    else:
+        folder = Path(calib)
+        if not folder.is_dir():
+            raise CalibrationError(f"{folder}: calibration folder not found; pass --calib with a folder of images")
+        try:
+            ds = open_dataset(folder, require_masks=False)
+            samples = ds.subset("train") if "train" in ds.splits else ds.samples
+            source = {"data": folder.name, "split": "train" if "train" in ds.splits else "all"}
+        except DataError:
+            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            if not files:
+                raise CalibrationError(f"{folder}: no images (.png/.jpg/.bmp) to calibrate on; put real lesion images there") from None
+            samples = [Sample(p.stem, p, None) for p in files]
+            source = {"data": folder.name, "split": "folder"}
+    if limit:
+        samples = samples[:limit]
+    if not samples:
+        raise CalibrationError(f"{calib}: no images to calibrate on")
+    x, _ = load_arrays(samples, size, with_masks=False)
+    source.update({"n_images": len(samples), "preprocessing": "model.preprocess.preprocess_image"})
+    return x, source

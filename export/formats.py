@@ -1,0 +1,40 @@
+"""The table of export formats. The CLIs, the parity gates, runtimes.load and the docs read it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+
+@dataclass(frozen=True)
+class Format:
+    key: str                    # CLI / benchmark name
+    title: str                  # for tables
+    suffix: str                 # file suffix; runtimes.load dispatches on it
+    script: str                 # exporter entry point
+    backend: str                # "module:Class" of the runtimes backend
+    quantize: Tuple[str, ...]   # supported --quantize values
+    runtime_packages: Tuple[str, ...]
+
+    def filename(self, stem: str, quantize: str) -> str:
+        return f"{stem}{'' if quantize == 'none' else '_' + quantize}{self.suffix}"
+
+
+FORMATS: Dict[str, Format] = {
+    "torch": Format("torch", "PyTorch", ".pt", "model/train.py", "runtimes.torch_backend:TorchSegmenter", ("none",), ("torch",)),
+    "onnx": Format("onnx", "ONNX Runtime", ".onnx", "export/to_onnx.py", "runtimes.onnx_backend:OnnxSegmenter",
+                   ("none", "fp16", "int8"), ("onnxruntime",)),
+}
+
+
+def by_suffix(suffix: str) -> Format:
+    for f in FORMATS.values():
+        if f.suffix == suffix.lower():
+            return f
+    raise KeyError(suffix)
+
+
+def markdown_table() -> str:
+    rows = ["| format | file | exporter | quantize | runtime |", "|---|---|---|---|---|"]
+    for f in FORMATS.values():
+        rows.append(f"| {f.title} | `*{f.suffix}` | `{f.script}` | {', '.join(f.quantize)} | {', '.join(f.runtime_packages)} |")
+    return "\n".join(rows)

@@ -1,0 +1,37 @@
+"""What every exported file carries about itself (embedded by each exporter in its own way)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Optional
+
+from model.checkpoint import TOOLKIT_VERSION, file_sha256
+
+METADATA_KEY = "aulunet"  # ONNX metadata_props key / OpenVINO rt_info key / TFLite associated file stem
+
+
+def build_metadata(ckpt: Dict, weights: Path, fmt: str, quantize: str, calibration: Optional[Dict],
+                   input_layout: str = "NCHW") -> Dict:
+    size = ckpt["preprocessing"]["input_size"]
+    shape = [-1, 3, *size] if input_layout == "NCHW" else [-1, *size, 3]
+    return {
+        "toolkit": "aulunet-edge",
+        "toolkit_version": TOOLKIT_VERSION,
+        "format": fmt,
+        "quantization": quantize,
+        "variant": ckpt["model"],
+        "config": ckpt["config"],
+        "input": {"name": "image", "layout": input_layout, "dtype": "float32", "shape": shape},
+        "output": {"name": "logits", "layout": input_layout, "dtype": "float32", "kind": "logits",
+                   "activation": "sigmoid"},
+        "preprocessing": ckpt["preprocessing"],
+        "threshold": ckpt["threshold"],
+        "classes": ["lesion"],
+        "source_checkpoint": {"file": Path(weights).name, "sha256": file_sha256(weights),
+                              "val_metrics": ckpt.get("metrics", {}).get("val")},
+        "calibration": calibration,
+    }
+
+
+def dumps(meta: Dict) -> str:
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,91 @@
+"""Export to ONNX: `python export/to_onnx.py [--quantize none|fp16|int8] [--weights W] [--calib DIR] [--out F]`.
+
+fp32: torch.onnx (TorchScript exporter, opset 17, dynamic batch), simplified with onnxsim.
+fp16: onnxconverter-common's float16 conversion, float32 input/output kept.
+int8: onnxruntime.quantization.quantize_static, QDQ, Conv only, per-tensor weights, MinMax calibration on
+      real images. Measured on PH2 val (README, "INT8"): per-channel weights flip masks (mean IoU vs fp32
+      0.77), per-tensor keeps them (0.98).
+Metadata travels in the model's metadata_props under the key "aulunet" (JSON).
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from export.cli import script_main
+from export.metadata import METADATA_KEY, dumps
+
+OPSET = 17
+# Which op types INT8 touches. Only Conv: quantizing the gate arithmetic (Mul/Sub/Add of AKF, RGF
+# and LSG) and the sigmoids flips masks (see README, "INT8").
+INT8_OP_TYPES = ["Conv"]
+
+
+def export_fp32(model, path: Path, size: int = 256) -> None:
+    import onnx
+    import torch
+    from onnxsim import simplify
+
+    x = torch.zeros(1, 3, size, size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), str(path), input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
+                          dynamo=False)
+    simplified, ok = simplify(onnx.load(str(path)))
+    if not ok:
+        raise RuntimeError("onnxsim could not validate the simplified model")
+    onnx.save(simplified, str(path))
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over preprocessed images, one at a time."""
+
+    def __init__(self, x: np.ndarray):
+        self.it = iter(x)
+
+    def get_next(self):
+        nxt = next(self.it, None)
+        return None if nxt is None else {"image": nxt[None]}
+
+
+def quantize_int8(src: Path, dst: Path, calib: np.ndarray) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    quantize_static(str(src), str(dst), _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=False,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=INT8_OP_TYPES)
+
+
+def build(model, meta, quantize: str, calib, path: Path) -> None:
+    import onnx
+
+    with tempfile.TemporaryDirectory() as td:
+        fp32 = Path(td) / "fp32.onnx"
+        export_fp32(model, fp32, meta["preprocessing"]["input_size"][0])
+        if quantize == "int8":
+            q = Path(td) / "int8.onnx"
+            quantize_int8(fp32, q, calib)
+            m = onnx.load(str(q))
+        elif quantize == "fp16":
+            from onnxconverter_common import float16
+
+            m = float16.convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+        else:
+            m = onnx.load(str(fp32))
+    del m.metadata_props[:]
+    entry = m.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, dumps(meta)
+    m.producer_name = "aulunet-edge"
+    onnx.save(m, str(path))
+
+
+if __name__ == "__main__":
+    script_main("onnx", build)

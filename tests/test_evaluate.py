@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import runtimes
+from model.checkpoint import CheckpointError, load_checkpoint
+from model.demo import main as demo_main
+from model.evaluate import main as evaluate_main
+
+KEYS = {"miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images"}
+
+
+def test_shipped_checkpoint_reaches_ph2_val_figure(shipped, ph2, tmp_path):
+    out = tmp_path / "m.json"
+    res = evaluate_main(["--weights", str(shipped), "--data", str(ph2), "--split", "val", "--json", str(out), "--no-progress"])
+    data = json.loads(out.read_text())
+    assert KEYS <= set(data) and data["n_images"] == 30
+    assert all(0.0 <= data[k] <= 1.0 for k in KEYS - {"n_images"})
+    assert data["dsc"] >= 0.945 and data["miou"] >= 0.895, data
+    # the standalone evaluation (files -> runtimes -> metrics) repeats what training measured
+    stored = load_checkpoint(shipped)["metrics"]["val"]
+    assert res["dsc"] == pytest.approx(stored["dsc"], abs=1e-4)
+    assert res["miou"] == pytest.approx(stored["miou"], abs=1e-4)
+
+
+def test_shipped_checkpoint_metadata(shipped):
+    ck = load_checkpoint(shipped)
+    assert ck["model"] == "aulunet_v3" and ck["data"]["split_hash"]
+    assert ck["train_args"]["epochs"] == 400 and ck["data"]["n_train"] == 120 and ck["data"]["n_val"] == 30
+    assert "optimizer" not in ck and shipped.stat().st_size < 400_000
+
+
+def test_predict_returns_image_sized_maps(shipped):
+    seg = runtimes.load(shipped, threads=1)
+    rgb = np.random.default_rng(0).integers(0, 255, (97, 133, 3), dtype=np.uint8)
+    prob, mask = seg.predict(rgb)
+    assert prob.shape == mask.shape == (97, 133) and mask.dtype == bool
+    assert 0 <= prob.min() <= prob.max() <= 1
+    np.testing.assert_array_equal(mask, prob > 0.5)
+
+
+def test_bad_weights_are_clear_errors(tmp_path, shipped, ph2):
+    with pytest.raises(SystemExit, match=r"nope\.pt: model file not found"):
+        evaluate_main(["--weights", str(tmp_path / "nope.pt"), "--data", str(ph2)])
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(shipped.read_bytes()[:5000])
+    with pytest.raises(SystemExit, match=r"trunc\.pt: not a readable PyTorch checkpoint"):
+        evaluate_main(["--weights", str(trunc), "--data", str(ph2)])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(SystemExit, match=r"foreign\.pt: not an AULUNet checkpoint"):
+        evaluate_main(["--weights", str(foreign), "--data", str(ph2)])
+    odd = tmp_path / "model.h5"
+    odd.write_bytes(b"x")
+    with pytest.raises(SystemExit, match=r"model\.h5: unknown model suffix '\.h5'"):
+        evaluate_main(["--weights", str(odd), "--data", str(ph2)])
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_unsafe_pickle_is_refused(tmp_path):
+    p = tmp_path / "evil.pt"
+    torch.save({"format": "aulunet-checkpoint/1", "state_dict": {}, "x": Evil()}, p)
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(p)
+
+
+def test_wrong_state_dict_is_a_clear_error(tmp_path, shipped):
+    ck = load_checkpoint(shipped)
+    ck["config"]["channels"] = [4, 8, 16, 24, 36, 60]
+    p = tmp_path / "mismatch.pt"
+    torch.save(ck, p)
+    with pytest.raises(runtimes.ModelFileError, match=r"mismatch\.pt: weights do not fit the config"):
+        runtimes.load(p)
+
+
+def test_demo_on_synthetic_images(shipped, tmp_path):
+    res = demo_main(["--weights", str(shipped), "--synthetic", "--out", str(tmp_path), "--no-progress"])
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["synthetic"] is True and data["n_images"] == 6 and res["dsc"] == data["dsc"]
+    assert (tmp_path / "overlays.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "SYNTHETIC" in (tmp_path / "metrics.md").read_text()
+    assert (tmp_path / "synthetic_data" / "SYNTHETIC.txt").is_file()
+
+
+def test_demo_on_real_data(shipped, ph2, tmp_path):
+    demo_main(["--weights", str(shipped), "--out", str(tmp_path), "--figures", "2", "--no-progress"])
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["synthetic"] is False and data["split"] == "val" and data["n_images"] == 30

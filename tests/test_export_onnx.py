@@ -1,0 +1,114 @@
+"""ONNX exports of the shipped checkpoint, run in ONNX Runtime and compared with PyTorch."""
+import json
+
+import numpy as np
+import pytest
+
+import runtimes
+from export.cli import EXPORTS
+from export.formats import FORMATS, markdown_table
+from export.parity import GATES, check_gates, compare
+from export.to_onnx import build
+from export.cli import run
+from model.checkpoint import file_sha256
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def onnx_exports(shipped, ph2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx")
+    res = {}
+    for q in ("none", "fp16", "int8"):
+        res[q] = run("onnx", build, ["--weights", str(shipped), "--quantize", q, "--out", str(out / f"m_{q}.onnx"),
+                                     "--eval-data", str(ph2)])
+    return out, res
+
+
+@pytest.mark.parametrize("q", ["none", "fp16", "int8"])
+def test_onnx_gates_on_ph2_val(onnx_exports, q):
+    out, res = onnx_exports
+    n = json.loads((out / f"m_{q}.onnx.numerics.json").read_text())
+    assert n["passed"] and n["eval"]["n_images"] == 30 and not n["eval"]["synthetic"]
+    assert all(g["passed"] for g in n["gates"].values())
+    assert set(n["gates"]) == set(GATES[q])
+    if q == "none":
+        assert n["max_abs_diff"] <= 1e-4 and n["flips_outside_band"] == 0
+    if q == "fp16":
+        assert n["mask_iou_pooled"] >= 0.995
+    if q == "int8":
+        assert n["mask_iou_mean"] >= 0.95 and n["dsc_drop_points"] <= 0.5
+        assert n["calibration"]["n_images"] == 120 and n["calibration"]["split"] == "train"
+    assert n["sha256"] == file_sha256(out / f"m_{q}.onnx")
+
+
+def test_onnx_metadata_and_dynamic_batch(onnx_exports, shipped):
+    out, _ = onnx_exports
+    seg = runtimes.load(out / "m_none.onnx", threads=1)
+    meta = seg.metadata
+    assert meta["source_checkpoint"]["sha256"] == file_sha256(shipped)
+    assert meta["preprocessing"]["input_size"] == [256, 256] and meta["threshold"] == 0.5
+    assert meta["input"]["layout"] == "NCHW" and meta["classes"] == ["lesion"] and meta["variant"] == "aulunet_v3"
+    ref = runtimes.load(shipped, threads=1)
+    x = np.random.default_rng(0).random((3, 3, 256, 256), dtype=np.float32)
+    for n in (1, 3):
+        np.testing.assert_allclose(seg.run(x[:n]), ref.run(x[:n]), atol=1e-4)
+    rgb = np.random.default_rng(1).integers(0, 255, (120, 90, 3), dtype=np.uint8)
+    p1, m1 = seg.predict(rgb)
+    p2, m2 = ref.predict(rgb)
+    assert p1.shape == (120, 90) and np.abs(p1 - p2).max() < 1e-4
+
+
+def test_evaluate_cli_takes_an_onnx_file(onnx_exports, ph2, tmp_path):
+    from model.evaluate import main as evaluate_main
+    out, res = onnx_exports
+    r = evaluate_main(["--weights", str(out / "m_int8.onnx"), "--data", str(ph2), "--no-progress"])
+    assert r["backend"] == "onnxruntime" and r["dsc"] == pytest.approx(res["int8"]["export_metrics"]["dsc"], abs=1e-6)
+
+
+def test_gate_logic_fails_on_flipped_masks():
+    rng = np.random.default_rng(0)
+    ref = rng.random((4, 32, 32)).astype(np.float32)
+    got = ref.copy()
+    got[:, :8] = 1 - got[:, :8]  # flip a quarter of every image
+    n = compare(ref, got, ref > 0.5)
+    for q in ("none", "fp16", "int8"):
+        assert not all(g["passed"] for g in check_gates(n, q).values())
+    same = compare(ref, ref + 5e-5, ref > 0.5)
+    assert all(g["passed"] for g in check_gates(same, "none").values())
+
+
+def test_bad_inputs(tmp_path, shipped, ph2):
+    trunc = tmp_path / "bad.onnx"
+    trunc.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(runtimes.ModelFileError, match=r"bad\.onnx: ONNX Runtime cannot load it"):
+        runtimes.load(trunc)
+    with pytest.raises(SystemExit, match=r"missing\.pt: checkpoint not found"):
+        run("onnx", build, ["--weights", str(tmp_path / "missing.pt")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match=r"empty: no images"):
+        run("onnx", build, ["--weights", str(shipped), "--quantize", "int8", "--calib", str(tmp_path / "empty"),
+                            "--out", str(tmp_path / "x.onnx")])
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("x")
+    with pytest.raises(SystemExit, match=r"texts: no images"):
+        run("onnx", build, ["--weights", str(shipped), "--quantize", "int8", "--calib", str(tmp_path / "texts"),
+                            "--out", str(tmp_path / "x.onnx")])
+    with pytest.raises(SystemExit, match=r"must end in \.onnx"):
+        run("onnx", build, ["--weights", str(shipped), "--out", str(tmp_path / "x.tflite")])
+    assert not (tmp_path / "x.onnx").exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_format_table_drives_runtimes():
+    assert set(runtimes.BACKENDS) == {f.suffix for f in FORMATS.values()}
+    assert "`export/to_onnx.py`" in markdown_table()
+
+
+def test_committed_exports_match_shipped_checkpoint(shipped):
+    files = sorted(EXPORTS.glob("*.onnx"))
+    assert files, "exports/*.onnx must be committed"
+    for f in files:
+        n = json.loads(f.with_name(f.name + ".numerics.json").read_text())
+        assert n["sha256"] == file_sha256(f), f"{f} changed after its numerics were measured"
+        assert runtimes.load(f).metadata["source_checkpoint"]["sha256"] == file_sha256(shipped), f"{f} is stale: re-export"
+        assert n["passed"]
