@@ -18,7 +18,7 @@ setup() {
     if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         $pip install "torch==2.13.0"
     fi
-    $pip install -e ".[core,onnx,test]"
+    $pip install -e ".[core,onnx,openvino,test]"
 }
 
 setup

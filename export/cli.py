@@ -82,6 +82,10 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
     if out.suffix != fmt.suffix:
         raise SystemExit(f"error: {out}: a {fmt.title} export must end in {fmt.suffix}")
     tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{fmt.suffix}")
+
+    def discard_tmp():
+        for path in [tmp] + [tmp.with_suffix(c) for c in fmt.companions]:
+            path.unlink(missing_ok=True)
     try:
         model, ckpt = model_from_checkpoint(weights)
         calib, calib_info = (None, None)
@@ -97,10 +101,10 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         got = seg.probabilities(x)
         ref = torch_probabilities(model, x)
     except (CheckpointError, CalibrationError, DataError, runtimes.ModelFileError) as e:
-        tmp.unlink(missing_ok=True)
+        discard_tmp()
         raise SystemExit(f"error: {e}")
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard_tmp()
         raise
     numbers = compare(ref, got, y, meta["threshold"])
     gates = check_gates(numbers, args.quantize)
@@ -116,7 +120,7 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         "gates": gates,
         "passed": not failures(gates),
         "export_seconds": round(export_s, 2),
-        "file_bytes": tmp.stat().st_size,
+        "file_bytes": sum(p.stat().st_size for p in [tmp] + [tmp.with_suffix(c) for c in fmt.companions]),
         "versions": versions(fmt.runtime_packages + ("onnx", "onnxsim", "onnxconverter-common", "openvino", "nncf",
                                                    "litert-torch", "ai-edge-litert", "ai-edge-quantizer")),
     }
@@ -124,8 +128,10 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
     failed_path = out.with_name(out.name + ".numerics.failed.json")
     if not numerics["passed"]:
         atomic_write_text(failed_path, json.dumps(numerics, indent=1) + "\n")
-        tmp.unlink(missing_ok=True)
+        discard_tmp()
         raise SystemExit(f"error: {out}: parity gate failed ({'; '.join(failures(gates))}); nothing written, details in {failed_path}")
+    for c in fmt.companions:  # companions first: the model file appears last, complete
+        os.replace(tmp.with_suffix(c), out.with_suffix(c))
     os.replace(tmp, out)
     failed_path.unlink(missing_ok=True)
     numerics["sha256"] = file_sha256(out)

@@ -14,6 +14,7 @@ class Format:
     backend: str                # "module:Class" of the runtimes backend
     quantize: Tuple[str, ...]   # supported --quantize values
     runtime_packages: Tuple[str, ...]
+    companions: Tuple[str, ...] = ()  # suffixes of files that travel with the model file (.bin beside .xml)
 
     def filename(self, stem: str, quantize: str) -> str:
         return f"{stem}{'' if quantize == 'none' else '_' + quantize}{self.suffix}"
@@ -23,6 +24,9 @@ FORMATS: Dict[str, Format] = {
     "torch": Format("torch", "PyTorch", ".pt", "model/train.py", "runtimes.torch_backend:TorchSegmenter", ("none",), ("torch",)),
     "onnx": Format("onnx", "ONNX Runtime", ".onnx", "export/to_onnx.py", "runtimes.onnx_backend:OnnxSegmenter",
                    ("none", "fp16", "int8"), ("onnxruntime",)),
+    "openvino": Format("openvino", "OpenVINO", ".xml", "export/to_openvino.py",
+                       "runtimes.openvino_backend:OpenVinoSegmenter", ("none", "fp16"), ("openvino",),
+                       companions=(".bin",)),
 }
 
 

@@ -200,15 +200,20 @@ def open_dataset(root, seed: int = 0, require_masks: bool = True) -> Dataset:
 
 # --------------------------------------------------------------------------- loading
 
+def _check_file(path: Path, kind: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {kind} file not found; check the path")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: {kind} file is empty; replace it with a valid {kind}")
+    return path
+
+
 def load_rgb(path: Path) -> np.ndarray:
     """uint8 HxWx3; grayscale/RGBA/palette images are converted with a warning."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: image file not found; check the path")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: image file is empty; replace it with a valid image")
+    path = _check_file(path, "image")
     try:
         with Image.open(path) as im:
             im.load()
@@ -224,11 +229,7 @@ def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None) -> np.n
     """bool HxW from a binary mask file (0/255 or 0/1); checks its size against the image."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: mask file not found; check the path")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: mask file is empty; replace it with a valid mask")
+    path = _check_file(path, "mask")
     try:
         with Image.open(path) as im:
             im.load()

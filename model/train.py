@@ -178,6 +178,9 @@ def main(argv=None) -> dict:
         if args.stop_after and epoch + 1 >= args.stop_after:
             break
     bar.close()
+    from model.visualize import plot_training
+
+    plot_training({"epochs": history, "best": best}, out / "curve.png")
     summary = {"out": str(out), "best": best, "epochs_done": len(history)}
     print(json.dumps(summary))
     return summary

@@ -17,6 +17,22 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, color=(0, 255, 0), alpha: float =
     return out.clip(0, 255).astype(np.uint8)
 
 
+def save_figure(fig, path, dpi: int = 90) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from .checkpoint import atomic_write_bytes
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
 def figure_grid(images: Sequence[np.ndarray], gts: Sequence[np.ndarray], preds: Sequence[np.ndarray],
                 titles: Sequence[str], path, suptitle: Optional[str] = None) -> Path:
     """One row per image: input, ground truth overlay (green), prediction overlay (red)."""
@@ -24,8 +40,6 @@ def figure_grid(images: Sequence[np.ndarray], gts: Sequence[np.ndarray], preds: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .checkpoint import atomic_write_bytes
 
     n = len(images)
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.4 * n), squeeze=False)
@@ -39,11 +53,23 @@ def figure_grid(images: Sequence[np.ndarray], gts: Sequence[np.ndarray], preds: 
         axes[i][0].set_ylabel(titles[i], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
-    import io
+    return save_figure(fig, path)
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+
+def plot_training(log: dict, path) -> Path:
+    """Loss and validation DSC per epoch from a train.py log.json."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [e["epoch"] for e in log["epochs"]]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(ep, [e["loss"] for e in log["epochs"]], lw=1)
+    a.set_xlabel("epoch"), a.set_ylabel("train loss (BCE + Dice)"), a.set_yscale("log")
+    b.plot(ep, [e["val_dsc"] for e in log["epochs"]], lw=1, label="val DSC (pooled)")
+    best = log["best"]
+    b.axhline(best["dsc"], color="gray", ls=":", lw=1)
+    b.set_ylim(max(0.0, min(0.85, best["dsc"] - 0.1)), 1.0)
+    b.set_xlabel("epoch"), b.set_title(f"best {best['dsc']:.4f} at epoch {best['epoch']}", fontsize=9)
+    return save_figure(fig, path)

@@ -1,0 +1,63 @@
+"""Export every format and quantization in the format table, check parity, print the table.
+
+`python export/all.py [--weights W] [--formats onnx] [--out exports/]`
+Writes each artifact with its numerics JSON, plus exports/summary.json and exports/summary.md.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from export.cli import DEFAULT_WEIGHTS, EXPORTS, run
+from export.formats import FORMATS
+
+EXPORTABLE = [k for k, f in FORMATS.items() if f.script.startswith("export/")]
+
+
+def summary_markdown(rows: List[Dict]) -> str:
+    lines = ["| artifact | KB | val DSC | val mIoU | DSC vs PyTorch (pt) | mean mask IoU vs PyTorch | flipped px | max abs diff | gates |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for n in rows:
+        m = n.get("export_metrics", {})
+        lines.append(
+            f"| {n['artifact']} | {n['file_bytes'] / 1024:.0f} | {m.get('dsc', float('nan')):.4f} | {m.get('miou', float('nan')):.4f} | "
+            f"{0.0 - n.get('dsc_drop_points', float('nan')) + 0.0:+.2f} | {n['mask_iou_mean']:.4f} | {100 * n['flipped_fraction']:.3f}% | "
+            f"{n['max_abs_diff']:.2g} | {'pass' if n['passed'] else 'FAIL'} |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
+    p.add_argument("--formats", default=",".join(EXPORTABLE), help=f"comma list of {', '.join(EXPORTABLE)}")
+    p.add_argument("--out", default=str(EXPORTS), help="folder for the artifacts")
+    p.add_argument("--eval-data", default=None)
+    args = p.parse_args(argv)
+    from model.checkpoint import atomic_write_text
+
+    rows = []
+    for key in args.formats.split(","):
+        if key not in EXPORTABLE:
+            raise SystemExit(f"error: unknown format '{key}'; choose from {', '.join(EXPORTABLE)}")
+        fmt = FORMATS[key]
+        build = importlib.import_module(f"export.{Path(fmt.script).stem}").build
+        for q in fmt.quantize:
+            out = Path(args.out) / fmt.filename(Path(args.weights).stem, q)
+            extra = ["--eval-data", args.eval_data] if args.eval_data else []
+            rows.append(run(key, build, ["--weights", args.weights, "--quantize", q, "--out", str(out), *extra]))
+    md = summary_markdown(rows)
+    atomic_write_text(Path(args.out) / "summary.json", json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(Path(args.out) / "summary.md", md + "\n")
+    print(md)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

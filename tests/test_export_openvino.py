@@ -1,0 +1,54 @@
+"""OpenVINO exports of the shipped checkpoint, run in the OpenVINO CPU plugin and compared with PyTorch."""
+import json
+
+import numpy as np
+import pytest
+
+import runtimes
+from export.cli import run
+from export.formats import FORMATS
+from model.checkpoint import file_sha256
+
+pytest.importorskip("openvino")
+from export.to_openvino import build  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ov_exports(shipped, ph2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ov")
+    res = {q: run("openvino", build, ["--weights", str(shipped), "--quantize", q, "--out", str(out / f"m_{q}.xml"),
+                                      "--eval-data", str(ph2)])
+           for q in FORMATS["openvino"].quantize}
+    return out, res
+
+
+def test_openvino_gates_and_files(ov_exports):
+    out, res = ov_exports
+    for q, n in res.items():
+        assert n["passed"] and n["eval"]["n_images"] == 30, q
+        assert (out / f"m_{q}.xml").is_file() and (out / f"m_{q}.bin").is_file()
+        assert json.loads((out / f"m_{q}.xml.numerics.json").read_text())["sha256"] == file_sha256(out / f"m_{q}.xml")
+    assert res["none"]["max_abs_diff"] <= 1e-4 and res["none"]["flips_outside_band"] == 0
+    assert res["fp16"]["mask_iou_pooled"] >= 0.995
+    # fp32 stays fp32 on disk: save_model would otherwise halve the weights
+    assert (out / "m_none.bin").stat().st_size > 1.8 * (out / "m_fp16.bin").stat().st_size
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_openvino_metadata_batch_and_errors(ov_exports, shipped, tmp_path):
+    out, _ = ov_exports
+    seg = runtimes.load(out / "m_none.xml", threads=1)
+    assert seg.metadata["source_checkpoint"]["sha256"] == file_sha256(shipped)
+    assert seg.metadata["format"] == "openvino" and seg.metadata["threshold"] == 0.5
+    ref = runtimes.load(shipped, threads=1)
+    x = np.random.default_rng(0).random((3, 3, 256, 256), dtype=np.float32)
+    for n in (1, 3):
+        np.testing.assert_allclose(seg.run(x[:n]), ref.run(x[:n]), atol=2e-4)
+    lonely = tmp_path / "lonely.xml"
+    lonely.write_text((out / "m_none.xml").read_text())
+    with pytest.raises(runtimes.ModelFileError, match=r"lonely\.xml: its weights file lonely\.bin is missing"):
+        runtimes.load(lonely)
+    (tmp_path / "bad.bin").write_bytes(b"")
+    (tmp_path / "bad.xml").write_text("<net><broken")
+    with pytest.raises(runtimes.ModelFileError, match=r"bad\.xml: OpenVINO cannot read it"):
+        runtimes.load(tmp_path / "bad.xml")
