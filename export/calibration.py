@@ -13,6 +13,23 @@ class CalibrationError(ValueError):
     pass
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def locate_training_data(ckpt: Dict) -> Optional[Path]:
+    """The data folder the checkpoint was trained on: the recorded path, else a folder of the same name
+    under ../shared/data (a fresh clone elsewhere); accepted only if its split hash matches."""
+    recorded = Path(ckpt.get("data", {}).get("root", ""))
+    for cand in (recorded, REPO.parent / "shared" / "data" / recorded.name):
+        if recorded.name and cand.is_dir():
+            try:
+                if open_dataset(cand).split_hash() == ckpt["data"]["split_hash"]:
+                    return cand
+            except DataError:
+                continue
+    return None
+
+
 def calibration_set(calib: Optional[str], ckpt: Dict, limit: int = 0, size: int = 256) -> Tuple[np.ndarray, Dict]:
     """(N,3,S,S) float32 images and a description for the metadata.
 
@@ -20,12 +37,10 @@ def calibration_set(calib: Optional[str], ckpt: Dict, limit: int = 0, size: int 
     split recorded in the checkpoint.
     """
     if calib is None:
-        root = Path(ckpt.get("data", {}).get("root", ""))
-        if not root.is_dir():
-            raise CalibrationError(f"--calib not given and the checkpoint's training data {root} is not here; pass --calib DIR with real images")
+        root = locate_training_data(ckpt)
+        if root is None:
+            raise CalibrationError(f"--calib not given and the checkpoint's training data ({ckpt.get('data', {}).get('root')}, same split) is not here; pass --calib DIR with real images")
         ds = open_dataset(root)
-        if ds.split_hash() != ckpt["data"]["split_hash"]:
-            raise CalibrationError(f"{root}: its split differs from the one the checkpoint was trained on; pass --calib DIR explicitly")
         samples, source = ds.subset("train"), {"data": root.name, "split": "train", "split_hash": ds.split_hash()}
     else:
         folder = Path(calib)

@@ -44,8 +44,10 @@ def eval_set(args, ckpt: Dict):
     from model.synthetic import make_lesion
     from model.preprocess import preprocess_image, preprocess_mask
 
-    root = Path(args.eval_data or ckpt.get("data", {}).get("root", ""))
-    if root.is_dir():
+    from export.calibration import locate_training_data
+
+    root = Path(args.eval_data) if args.eval_data else locate_training_data(ckpt)
+    if root is not None and root.is_dir():
         samples = open_dataset(root).subset(args.eval_split)
         if args.eval_count:
             samples = samples[: args.eval_count]

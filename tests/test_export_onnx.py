@@ -112,3 +112,20 @@ def test_committed_exports_match_shipped_checkpoint(shipped):
         assert n["sha256"] == file_sha256(f), f"{f} changed after its numerics were measured"
         assert runtimes.load(f).metadata["source_checkpoint"]["sha256"] == file_sha256(shipped), f"{f} is stale: re-export"
         assert n["passed"]
+
+
+def test_calibration_default_finds_training_data_or_says_why(shipped, ph2, tmp_path):
+    import torch
+    from export.calibration import calibration_set, locate_training_data
+    from model.checkpoint import load_checkpoint
+    ck = load_checkpoint(shipped)
+    moved = {**ck, "data": {**ck["data"], "root": "/nonexistent/elsewhere/ph2"}}
+    assert locate_training_data(moved) == ph2.parent / "ph2"  # found beside the repo, same split hash
+    x, info = calibration_set(None, moved, limit=3)
+    assert x.shape == (3, 3, 256, 256) and info["split"] == "train"
+    other = {**ck, "data": {**ck["data"], "split_hash": "0" * 16}}
+    assert locate_training_data(other) is None
+    p = tmp_path / "other.pt"
+    torch.save(other, p)
+    with pytest.raises(SystemExit, match="pass --calib DIR with real images"):
+        run("onnx", build, ["--weights", str(p), "--quantize", "int8", "--out", str(tmp_path / "o.onnx")])
