@@ -137,6 +137,7 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
     os.replace(tmp, out)
     failed_path.unlink(missing_ok=True)
     numerics["sha256"] = file_sha256(out)
+    numerics["companion_sha256"] = {c: file_sha256(out.with_suffix(c)) for c in fmt.companions}
     atomic_write_text(numerics_path, json.dumps(numerics, indent=1) + "\n")
     summary = {k: numerics[k] for k in ("artifact", "quantization", "max_abs_diff", "mask_iou_mean", "flipped_fraction")}
     if "export_metrics" in numerics:

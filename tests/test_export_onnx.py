@@ -110,6 +110,8 @@ def test_committed_exports_match_shipped_checkpoint(shipped):
     for f in files:
         n = json.loads(f.with_name(f.name + ".numerics.json").read_text())
         assert n["sha256"] == file_sha256(f), f"{f} changed after its numerics were measured"
+        for suffix, digest in n["companion_sha256"].items():
+            assert digest == file_sha256(f.with_suffix(suffix)), f"{f.with_suffix(suffix)} changed"
         assert runtimes.load(f).metadata["source_checkpoint"]["sha256"] == file_sha256(shipped), f"{f} is stale: re-export"
         assert n["passed"]
 
