@@ -21,10 +21,6 @@ DEFAULT_WEIGHTS = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
 EXPORTS = REPO / "exports"
 
 
-class ExportError(RuntimeError):
-    pass
-
-
 def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=f"Export an AULUNet checkpoint to {fmt.title} ({fmt.suffix}) and check parity.")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint written by model/train.py")
@@ -84,9 +80,10 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
     if out.suffix != fmt.suffix:
         raise SystemExit(f"error: {out}: a {fmt.title} export must end in {fmt.suffix}")
     tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{fmt.suffix}")
+    tmp_files = [tmp] + [tmp.with_suffix(c) for c in fmt.companions]
 
     def discard_tmp():
-        for path in [tmp] + [tmp.with_suffix(c) for c in fmt.companions]:
+        for path in tmp_files:
             path.unlink(missing_ok=True)
     try:
         model, ckpt = model_from_checkpoint(weights)
@@ -122,7 +119,7 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         "gates": gates,
         "passed": not failures(gates),
         "export_seconds": round(export_s, 2),
-        "file_bytes": sum(p.stat().st_size for p in [tmp] + [tmp.with_suffix(c) for c in fmt.companions]),
+        "file_bytes": sum(p.stat().st_size for p in tmp_files),
         "versions": versions(fmt.runtime_packages + ("onnx", "onnxsim", "onnxconverter-common", "openvino", "nncf",
                                                    "litert-torch", "ai-edge-litert", "ai-edge-quantizer")),
     }

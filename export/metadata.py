@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from model.checkpoint import TOOLKIT_VERSION, file_sha256
-
-METADATA_KEY = "aulunet"  # ONNX metadata_props key / OpenVINO rt_info key / TFLite associated file stem
+from runtimes.base import METADATA_KEY  # noqa: F401  (exporters write what the runtimes read)
 
 
 def build_metadata(ckpt: Dict, weights: Path, fmt: str, quantize: str, calibration: Optional[Dict],

@@ -9,6 +9,9 @@ import numpy as np
 from model.preprocess import INPUT_SIZE, PREPROCESSING, THRESHOLD, preprocess_image, probs_to_image_size, sigmoid
 
 
+METADATA_KEY = "aulunet"  # ONNX metadata_props / OpenVINO rt_info key holding the export's JSON metadata
+
+
 class ModelFileError(ValueError):
     """A model file that cannot be used; the message names the file and the fix."""
 
@@ -30,6 +33,20 @@ class Segmenter:
     @property
     def threshold(self) -> float:
         return float(self.metadata.get("threshold", THRESHOLD))
+
+    def _import_runtime(self, module: str, package: str):
+        """Import a runtime module, or say which package the device lacks."""
+        import importlib
+
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            raise ModelFileError(f"{self.path}: {package} is not installed; pip install {package}") from None
+
+    def _load_failure(self, what: str, exc: Exception, exporter: str) -> ModelFileError:
+        """The one-line error for a file the runtime rejects (runtimes raise long, varied messages)."""
+        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        return ModelFileError(f"{self.path}: {what} ({msg}); re-export it with {exporter}")
 
     def _run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -5,9 +5,7 @@ import json
 
 import numpy as np
 
-from .base import ModelFileError, Segmenter
-
-METADATA_KEY = "aulunet"
+from .base import METADATA_KEY, Segmenter
 
 
 class OnnxSegmenter(Segmenter):
@@ -15,10 +13,7 @@ class OnnxSegmenter(Segmenter):
 
     def __init__(self, path, threads: int = 0):
         super().__init__(path, threads)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ModelFileError(f"{self.path}: onnxruntime is not installed; pip install onnxruntime") from None
+        ort = self._import_runtime("onnxruntime", "onnxruntime")
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
@@ -26,8 +21,7 @@ class OnnxSegmenter(Segmenter):
         try:
             self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for bad files
-            msg = str(e).strip().splitlines()[0][:160]
-            raise ModelFileError(f"{self.path}: ONNX Runtime cannot load it ({msg}); re-export it with export/to_onnx.py") from None
+            raise self._load_failure("ONNX Runtime cannot load it", e, "export/to_onnx.py") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw:
             self.metadata = json.loads(raw)

@@ -3,13 +3,9 @@ CPUs with AMX (mask IoU 0.989 against PyTorch, measured), so the precision hint 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import numpy as np
 
-from .base import ModelFileError, Segmenter
-
-METADATA_KEY = "aulunet"
+from .base import METADATA_KEY, ModelFileError, Segmenter
 
 
 class OpenVinoSegmenter(Segmenter):
@@ -17,18 +13,14 @@ class OpenVinoSegmenter(Segmenter):
 
     def __init__(self, path, threads: int = 0):
         super().__init__(path, threads)
-        try:
-            import openvino as ov
-        except ImportError:
-            raise ModelFileError(f"{self.path}: openvino is not installed; pip install openvino") from None
+        ov = self._import_runtime("openvino", "openvino")
         if not self.path.with_suffix(".bin").is_file():
             raise ModelFileError(f"{self.path}: its weights file {self.path.with_suffix('.bin').name} is missing; keep the .xml and .bin together")
         core = ov.Core()
         try:
             model = core.read_model(str(self.path))
         except Exception as e:  # openvino raises RuntimeError subclasses with long messages
-            msg = str(e).strip().splitlines()[0][:160]
-            raise ModelFileError(f"{self.path}: OpenVINO cannot read it ({msg}); re-export it with export/to_openvino.py") from None
+            raise self._load_failure("OpenVINO cannot read it", e, "export/to_openvino.py") from None
         if model.has_rt_info([METADATA_KEY]):
             self.metadata = json.loads(model.get_rt_info([METADATA_KEY]).astype(str))
         config = {"INFERENCE_PRECISION_HINT": "f32"}
