@@ -25,6 +25,9 @@ def summary_markdown(rows: List[Dict]) -> str:
     lines = ["| artifact | KB | val DSC | val mIoU | DSC vs PyTorch (pt) | mean mask IoU vs PyTorch | flipped px | max abs diff | gates |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for n in rows:
+        if "skipped" in n or "error" in n:
+            lines.append(f"| {n['artifact']} | | | | | | | | {'skipped: ' + n['skipped'] if 'skipped' in n else 'FAIL: ' + n['error']} |")
+            continue
         m = n.get("export_metrics", {})
         lines.append(
             f"| {n['artifact']} | {n['file_bytes'] / 1024:.0f} | {m.get('dsc', float('nan')):.4f} | {m.get('miou', float('nan')):.4f} | "
@@ -39,8 +42,16 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     p.add_argument("--formats", default=",".join(EXPORTABLE), help=f"comma list of {', '.join(EXPORTABLE)}")
     p.add_argument("--out", default=str(EXPORTS), help="folder for the artifacts")
     p.add_argument("--eval-data", default=None)
+    p.add_argument("--calib", default=None, help="INT8 calibration images (default: the checkpoint's training split)")
     args = p.parse_args(argv)
-    from model.checkpoint import atomic_write_text
+    from export.calibration import locate_training_data
+    from model.checkpoint import CheckpointError, atomic_write_text, model_from_checkpoint
+
+    try:
+        _, ckpt = model_from_checkpoint(Path(args.weights))
+    except CheckpointError as e:
+        raise SystemExit(f"error: {e}")
+    can_calibrate = args.calib is not None or locate_training_data(ckpt) is not None
 
     rows = []
     for key in args.formats.split(","):
@@ -50,12 +61,21 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
         build = importlib.import_module(f"export.{Path(fmt.script).stem}").build
         for q in fmt.quantize:
             out = Path(args.out) / fmt.filename(Path(args.weights).stem, q)
+            if q == "int8" and not can_calibrate:
+                rows.append({"artifact": out.name, "skipped": "no calibration images here (pass --calib DIR)"})
+                continue
             extra = ["--eval-data", args.eval_data] if args.eval_data else []
-            rows.append(run(key, build, ["--weights", args.weights, "--quantize", q, "--out", str(out), *extra]))
+            extra += ["--calib", args.calib] if args.calib and q == "int8" else []
+            try:
+                rows.append(run(key, build, ["--weights", args.weights, "--quantize", q, "--out", str(out), *extra]))
+            except SystemExit as e:  # a failed gate or a broken tool: keep going, report it, exit 1 at the end
+                rows.append({"artifact": out.name, "error": str(e).removeprefix("error: ")})
     md = summary_markdown(rows)
     atomic_write_text(Path(args.out) / "summary.json", json.dumps(rows, indent=1) + "\n")
     atomic_write_text(Path(args.out) / "summary.md", md + "\n")
     print(md)
+    if any("error" in r for r in rows):
+        raise SystemExit(1)
     return rows
 
 

@@ -90,7 +90,7 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         calib, calib_info = (None, None)
         if args.quantize == "int8":
             calib, calib_info = calibration_set(args.calib, ckpt, args.calib_count)
-        meta = build_metadata(ckpt, weights, fmt.key, args.quantize, calib_info)
+        meta = build_metadata(ckpt, weights, fmt.key, args.quantize, calib_info, fmt.layout)
         x, y, eval_info = eval_set(args, ckpt)
         out.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.time()

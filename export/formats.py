@@ -15,6 +15,7 @@ class Format:
     quantize: Tuple[str, ...]   # supported --quantize values
     runtime_packages: Tuple[str, ...]
     companions: Tuple[str, ...] = ()  # suffixes of files that travel with the model file (.bin beside .xml)
+    layout: str = "NCHW"              # input/output layout of the exported file
 
     def filename(self, stem: str, quantize: str) -> str:
         return f"{stem}{'' if quantize == 'none' else '_' + quantize}{self.suffix}"
@@ -25,8 +26,10 @@ FORMATS: Dict[str, Format] = {
     "onnx": Format("onnx", "ONNX Runtime", ".onnx", "export/to_onnx.py", "runtimes.onnx_backend:OnnxSegmenter",
                    ("none", "fp16", "int8"), ("onnxruntime",)),
     "openvino": Format("openvino", "OpenVINO", ".xml", "export/to_openvino.py",
-                       "runtimes.openvino_backend:OpenVinoSegmenter", ("none", "fp16"), ("openvino",),
+                       "runtimes.openvino_backend:OpenVinoSegmenter", ("none", "fp16", "int8"), ("openvino",),
                        companions=(".bin",)),
+    "tflite": Format("tflite", "LiteRT (TFLite)", ".tflite", "export/to_tflite.py",
+                     "runtimes.litert_backend:LiteRtSegmenter", ("none", "int8"), ("ai-edge-litert",), layout="NHWC"),
 }
 
 
@@ -38,7 +41,7 @@ def by_suffix(suffix: str) -> Format:
 
 
 def markdown_table() -> str:
-    rows = ["| format | file | exporter | quantize | runtime |", "|---|---|---|---|---|"]
+    rows = ["| format | file | exporter | quantize | layout | runtime |", "|---|---|---|---|---|---|"]
     for f in FORMATS.values():
-        rows.append(f"| {f.title} | `*{f.suffix}` | `{f.script}` | {', '.join(f.quantize)} | {', '.join(f.runtime_packages)} |")
+        rows.append(f"| {f.title} | `*{f.suffix}` | `{f.script}` | {', '.join(f.quantize)} | {f.layout} | {', '.join(f.runtime_packages)} |")
     return "\n".join(rows)

@@ -30,6 +30,7 @@ def test_openvino_gates_and_files(ov_exports):
         assert json.loads((out / f"m_{q}.xml.numerics.json").read_text())["sha256"] == file_sha256(out / f"m_{q}.xml")
     assert res["none"]["max_abs_diff"] <= 1e-4 and res["none"]["flips_outside_band"] == 0
     assert res["fp16"]["mask_iou_pooled"] >= 0.995
+    assert res["int8"]["mask_iou_mean"] >= 0.95 and res["int8"]["dsc_drop_points"] <= 0.5
     # fp32 stays fp32 on disk: save_model would otherwise halve the weights
     assert (out / "m_none.bin").stat().st_size > 1.8 * (out / "m_fp16.bin").stat().st_size
     assert not list(out.glob(".*tmp*"))
@@ -52,3 +53,14 @@ def test_openvino_metadata_batch_and_errors(ov_exports, shipped, tmp_path):
     (tmp_path / "bad.xml").write_text("<net><broken")
     with pytest.raises(runtimes.ModelFileError, match=r"bad\.xml: OpenVINO cannot read it"):
         runtimes.load(tmp_path / "bad.xml")
+
+
+def test_openvino_int8_runs_convolutions_in_u8(ov_exports):
+    import openvino as ov
+
+    out, _ = ov_exports
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(out / "m_int8.xml")), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    convs = [op.get_rt_info()["runtimePrecision"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()
+             if op.get_rt_info()["layerType"].astype(str) == "Convolution"]
+    assert convs and all(p in ("u8", "i8") for p in convs), convs

@@ -1,0 +1,223 @@
+"""Latency and accuracy of every exported format: `python benchmarks/run.py [--device host] [--threads 1,2]`.
+
+Host side. It writes a compact eval set (preprocessed PH2 val images, masks and the PyTorch fp32
+probabilities), runs benchmarks/runner.py (numpy + runtimes only) on the chosen device, and writes
+`<out>/<device>.json` (schema aulunet-benchmark/1), a Markdown table and two plots (accuracy vs latency,
+latency distribution). Targets (benchmarks/targets.py) are checked and reported, never asserted.
+
+  --device host        this machine
+  --device rpi|rpi4|rpi5  on a Raspberry Pi itself: runs locally (the board is detected)
+  --device rpi --host pi@raspberrypi.local   from a workstation: pushes the runner, the models and the
+                       eval set over SSH (benchmarks/remote.py), runs there, pulls the JSON back
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from benchmarks import runner
+from benchmarks.targets import check_targets
+from export.formats import FORMATS
+
+REPO = Path(__file__).resolve().parents[1]
+EXPORTS = REPO / "exports"
+WEIGHTS = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
+DATA = REPO.parent / "shared" / "data" / "ph2"
+RESULTS = REPO / "benchmarks" / "results"
+
+# Device profiles: default thread sweep and the board the results claim to come from.
+PROFILES = {
+    "host": {"threads": "1,2", "board": None},
+    "rpi": {"threads": "1,2,4", "board": "Raspberry Pi"},
+    "rpi4": {"threads": "1,2,4", "board": "Raspberry Pi 4"},
+    "rpi5": {"threads": "1,2,4", "board": "Raspberry Pi 5"},
+}
+
+
+def format_names(weights: Path = WEIGHTS, exports: Path = EXPORTS) -> Dict[str, Path]:
+    """Benchmark name -> file, from the format table: 'torch', 'onnx', 'onnx-int8', 'tflite-int8', ..."""
+    out = {}
+    for fmt in FORMATS.values():
+        for q in fmt.quantize:
+            name = fmt.key if q == "none" else f"{fmt.key}-{q}"
+            out[name] = weights if fmt.key == "torch" else exports / fmt.filename(weights.stem, q)
+    return out
+
+
+def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path) -> Dict:
+    """Preprocessed images, masks and PyTorch fp32 probabilities of the reference checkpoint, as one .npz."""
+    from export.cli import torch_probabilities
+    from model.checkpoint import model_from_checkpoint
+    from model.data import load_arrays, open_dataset
+
+    samples = open_dataset(data).subset(split)
+    if count:
+        samples = samples[:count]
+    x, y = load_arrays(samples)
+    model, _ = model_from_checkpoint(weights)
+    ref = torch_probabilities(model, x)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, x=x, y=y.astype(bool), ref=ref.astype(np.float16))
+    os.replace(tmp, path)
+    return {"data": data.name, "split": split, "n_images": len(samples)}
+
+
+def markdown(res: Dict) -> str:
+    d = res["device"]
+    head = (f"Device: {d.get('board') or d.get('cpu')} ({d['machine']}, {d['cores']} cores"
+            f"{', EMULATED: latency means nothing' if d.get('emulated') else ''}), {d['os']}, Python {d['python']}")
+    rows = [head, "", "| format | threads | KB | load ms | first ms | p50 ms | p90 ms | p99 ms | img/s | peak RSS MB | val DSC | val mIoU | mask IoU vs PyTorch | note |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in res["results"]:
+        if "error" in r:
+            rows.append(f"| {r['name']} | {r['threads']} | | | | | | | | | | | | error: {r['error']} |")
+            continue
+        a = r["accuracy"]
+        rows.append(f"| {r['name']} | {r['threads']} | {r['file_bytes'] / 1024:.0f} | {r['load_ms']:.0f} | {r['first_inference_ms']:.1f} | "
+                    f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput_ips']:.0f} | {r['peak_rss_mb']:.0f} | "
+                    f"{a['dsc']:.4f} | {a['miou']:.4f} | {r['mask_iou_vs_torch_fp32']:.4f} | {r.get('warning', '')} |")
+    if res.get("targets"):
+        rows += ["", "| target | value | limit | met |", "|---|---|---|---|"]
+        rows += [f"| {t['target']} | {t['value']} | {t['limit']} | {'yes' if t['met'] else 'NO'} |" for t in res["targets"]]
+    return "\n".join(rows)
+
+
+def plot(res: Dict, path: Path) -> None:
+    """Accuracy vs p50 latency (best thread count per format) and the latency distribution per entry."""
+    from model.visualize import save_figure
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in res["results"] if "error" not in r]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    best: Dict[str, Dict] = {}
+    for r in ok:
+        if r["name"] not in best or r["p50_ms"] < best[r["name"]]["p50_ms"]:
+            best[r["name"]] = r
+    for name, r in best.items():
+        ax1.scatter(r["p50_ms"], 100 * r["accuracy"]["dsc"], s=40)
+        ax1.annotate(f"{name} ({r['threads']}t)", (r["p50_ms"], 100 * r["accuracy"]["dsc"]), fontsize=8,
+                     xytext=(4, 3), textcoords="offset points")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("p50 latency per image, ms (log)")
+    ax1.set_ylabel("val DSC (%)")
+    ax1.set_title("Accuracy vs measured latency" + (" (EMULATED)" if res["device"].get("emulated") else ""))
+    ax1.grid(alpha=0.3)
+    ax2.boxplot([r["latencies_ms"] for r in ok], showfliers=True)
+    ax2.set_xticks(range(1, len(ok) + 1), [f"{r['name']}\n{r['threads']}t" for r in ok], fontsize=7, rotation=60)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("latency, ms (log)")
+    ax2.set_title("Latency distribution after warm-up")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def choose_models(formats: Optional[str], names: Dict[str, Path]) -> Dict[str, Path]:
+    if formats:
+        chosen = {}
+        for n in formats.split(","):
+            if n not in names:
+                raise SystemExit(f"error: unknown format '{n}'; choose from {', '.join(names)}")
+            if not names[n].is_file():
+                raise SystemExit(f"error: {names[n]}: model file for '{n}' not found; export it with {FORMATS[n.split('-')[0]].script}")
+            chosen[n] = names[n]
+        return chosen
+    return {n: p for n, p in names.items() if p.is_file()}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[7:]))
+    p.add_argument("--device", default="host", help=f"one of {', '.join(PROFILES)}")
+    p.add_argument("--formats", default=None, help="comma list (default: every format whose file exists): "
+                   + ", ".join(format_names()))
+    p.add_argument("--weights", default=str(WEIGHTS), help="checkpoint: the 'torch' entry and the reference")
+    p.add_argument("--exports", default=str(EXPORTS), help="folder of exported files")
+    p.add_argument("--threads", default=None, help="comma list, e.g. 1,2,4 (default: the device profile's)")
+    p.add_argument("--data", default=str(DATA), help="dataset for accuracy (its --split)")
+    p.add_argument("--split", default="val")
+    p.add_argument("--eval-count", type=int, default=0, help="first N images only (0 = all)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--out", default=str(RESULTS), help="folder for <device>.json/.md/.png")
+    p.add_argument("--json", default=None, help="results JSON (default <out>/<device>.json)")
+    p.add_argument("--markdown", default=None, help="Markdown table (default <out>/<device>.md)")
+    p.add_argument("--plot", default=None, help="PNG (default <out>/<device>.png)")
+    p.add_argument("--host", default=None, help="user@address: run on that device over SSH (key auth, known host)")
+    p.add_argument("--port", type=int, default=22)
+    p.add_argument("--identity", default=None, help="SSH private key file")
+    p.add_argument("--known-hosts", default=None, help="known_hosts file (default: ssh's own)")
+    p.add_argument("--remote-python", default="python3", help="Python on the device, with requirements-device.txt")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.device not in PROFILES:
+        raise SystemExit(f"error: unknown device '{args.device}'; choose from {', '.join(PROFILES)}")
+    profile = PROFILES[args.device]
+    if profile["board"] and not args.host:
+        board = runner.board_model() or ""
+        if not board.startswith(profile["board"]):
+            raise SystemExit(f"error: --device {args.device}: this machine is not a {profile['board']} "
+                             f"(board: {board or 'unknown'}); run it on the Pi, or use --device host")
+    weights, data = Path(args.weights), Path(args.data)
+    if not weights.is_file():
+        raise SystemExit(f"error: {weights}: checkpoint not found; pass --weights or train one (model/train.py)")
+    if not data.is_dir():
+        raise SystemExit(f"error: {data}: eval data not found; pass --data DIR with images and masks")
+    models = choose_models(args.formats, format_names(weights, Path(args.exports)))
+    if not models:
+        raise SystemExit(f"error: no model files in {args.exports}; run python export/all.py first")
+    threads = runner.parse_threads(args.threads or profile["threads"])
+    out = Path(args.out)
+    eval_path = out / f"eval_{data.name}_{args.split}.npz"
+    t0 = time.time()
+    eval_info = write_eval_set(eval_path, data, args.split, args.eval_count, weights)
+    names = {str(v): k for k, v in models.items()}
+    if args.host:
+        from benchmarks.remote import Remote, RemoteError, run_remote
+
+        try:
+            remote = Remote(args.host, args.port, args.identity, args.known_hosts, args.remote_python)
+            res = run_remote(remote, list(models.values()), eval_path, threads, args.warmup, args.runs,
+                             args.min_seconds, names)
+        except RemoteError as e:
+            raise SystemExit(f"error: {e}")
+        finally:
+            eval_path.unlink(missing_ok=True)
+        board = res["device"].get("board") or ""
+        if profile["board"] and not board.startswith(profile["board"]):
+            res.setdefault("warnings", []).append(f"--device {args.device}, but {args.host} reports board '{board or 'unknown'}'")
+    else:
+        res = runner.run_all(list(models.values()), threads, eval_path, args.warmup, args.runs, args.min_seconds,
+                             progress=not args.no_progress, names=names)
+    res["profile"] = args.device
+    res["eval_set"] = eval_info
+    res["wall_seconds"] = round(time.time() - t0, 1)
+    res["targets"] = check_targets(res["results"], res["wall_seconds"] if args.device == "host" and not args.host else None)
+    from model.checkpoint import atomic_write_text
+
+    json_path = Path(args.json or out / f"{args.device}.json")
+    atomic_write_text(json_path, json.dumps(res, indent=1) + "\n")
+    md = markdown(res)
+    atomic_write_text(Path(args.markdown or out / f"{args.device}.md"), md + "\n")
+    plot(res, Path(args.plot or out / f"{args.device}.png"))
+    eval_path.unlink(missing_ok=True)
+    print(md)
+    return res
+
+
+if __name__ == "__main__":
+    main()

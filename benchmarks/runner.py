@@ -1,0 +1,217 @@
+"""Device-side benchmark runner: numpy and the runtimes only, never torch (unless asked to time a .pt).
+
+`python benchmarks/runner.py --models M [M ...] --eval eval.npz [--threads 1,2] [--json out.json]`
+
+Each (model, threads) pair runs in its own child process, so peak RSS is the model's own and a crash or a
+missing runtime costs that pair only: its entry carries an `error` and the others are kept. The eval set is
+an .npz that benchmarks/run.py writes: preprocessed images `x` (N,3,S,S float32), ground-truth masks `y`
+(N,S,S bool) and the PyTorch fp32 probabilities `ref` (N,S,S float16) for mask agreement.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+SCHEMA = "aulunet-benchmark/1"
+SPREAD_WARN = 0.25  # warn when (p90 - p50) / p50 exceeds this: the run was disturbed (thermal, governor, load)
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def _vcgencmd(*args: str) -> Optional[str]:
+    try:
+        return subprocess.run(["vcgencmd", *args], capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def board_model() -> Optional[str]:
+    """'Raspberry Pi 5 Model B Rev 1.0' on a Pi (device tree), else None."""
+    return _read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
+
+
+def thermal() -> Dict:
+    """Temperature and throttling now: vcgencmd on a Pi, the kernel's thermal zone elsewhere."""
+    t = _vcgencmd("measure_temp")
+    zone = _read("/sys/class/thermal/thermal_zone0/temp")
+    return {"temp_c": float(t.split("=")[1].rstrip("'C")) if t and "=" in t else (int(zone) / 1000 if zone and zone.isdigit() else None),
+            "throttled": _vcgencmd("get_throttled")}
+
+
+def device_facts() -> Dict:
+    cpuinfo = _read("/proc/cpuinfo") or ""
+    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
+             if ln.split(":")[0].strip() in ("model name", "Model", "Hardware", "CPU part")]
+    freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    os_name = next((ln.split("=", 1)[1].strip('"') for ln in (_read("/etc/os-release") or "").splitlines()
+                    if ln.startswith("PRETTY_NAME=")), platform.platform())
+    emulated = bool(os.environ.get("QEMU_CPU") or os.environ.get("AULUNET_EMULATED"))
+    return {"machine": platform.machine(), "cpu": names[0] if names else platform.processor() or None,
+            "cores": os.cpu_count(), "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            "clock_mhz": int(freq) // 1000 if freq and freq.isdigit() else None, "board": board_model(),
+            "os": os_name, "python": platform.python_version(), "numpy": np.__version__, "emulated": emulated,
+            "qemu_cpu": os.environ.get("QEMU_CPU")}
+
+
+def runtime_versions() -> Dict:
+    from importlib import metadata
+
+    out = {}
+    for pkg in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "openvino", "torch"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def latency_stats(ms: np.ndarray) -> Dict:
+    p50, p90, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 99))
+    return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": float(ms.mean()), "std_ms": float(ms.std()),
+            "min_ms": float(ms.min()), "n_runs": int(len(ms)), "throughput_ips": 1000.0 / float(ms.mean()),
+            "spread": (p90 - p50) / p50 if p50 > 0 else 0.0}
+
+
+def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: int, min_seconds: float,
+                eval_count: int) -> Dict:
+    """Everything about one model at one thread count, measured in this process."""
+    import runtimes
+    from model.metrics import PooledMetrics
+
+    data = np.load(eval_path)
+    x, y, ref = data["x"], data["y"], data["ref"].astype(np.float32)
+    if eval_count:
+        x, y, ref = x[:eval_count], y[:eval_count], ref[:eval_count]
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    seg = runtimes.load(model, threads=threads)
+    load_ms = 1000 * (time.perf_counter() - t0)
+    one = x[:1]
+    t0 = time.perf_counter()
+    seg.run(one)
+    first_ms = 1000 * (time.perf_counter() - t0)
+    for _ in range(warmup):
+        seg.run(one)
+    times: List[float] = []
+    start = time.perf_counter()
+    while len(times) < runs or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        seg.run(one)
+        times.append(1000 * (time.perf_counter() - t0))
+    stats = latency_stats(np.asarray(times))
+    pm, ious = PooledMetrics(), []
+    for i in range(len(x)):
+        p = seg.probabilities(x[i:i + 1])[0]
+        mask, ref_mask = p > seg.threshold, ref[i] > seg.threshold
+        pm.update(mask[None], y[i:i + 1])
+        union = np.count_nonzero(mask | ref_mask)
+        ious.append(1.0 if union == 0 else np.count_nonzero(mask & ref_mask) / union)
+    acc = pm.result()
+    return {"load_ms": load_ms, "first_inference_ms": first_ms, **stats,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "model_rss_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024,
+            "latencies_ms": [round(t, 4) for t in times],
+            "accuracy": {k: acc[k] for k in ("miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images")},
+            "mask_iou_vs_torch_fp32": float(np.mean(ious)), "backend": seg.name,
+            "quantization": seg.metadata.get("quantization", "none")}
+
+
+def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, warmup: int, runs: int,
+            min_seconds: float, eval_count: int = 0, progress: bool = True, names: Optional[Dict] = None) -> Dict:
+    """One child process per (model, threads); errors are recorded per entry, never fatal."""
+    from tqdm import tqdm
+
+    results, before = [], thermal()
+    jobs = [(m, t) for m in models for t in threads]
+    for model, t in tqdm(jobs, desc="benchmark", disable=not progress):
+        entry = {"name": (names or {}).get(str(model), model.name), "file": model.name, "threads": t,
+                 "file_bytes": sum(p.stat().st_size for p in [model, model.with_suffix(".bin")] if p.is_file())
+                 if model.is_file() else None}
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(model), "--threads", str(t),
+               "--eval", str(eval_path), "--warmup", str(warmup), "--runs", str(runs),
+               "--min-seconds", str(min_seconds), "--eval-count", str(eval_count)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode == 0 and lines:
+            entry.update(json.loads(lines[-1]))
+        else:
+            err = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+            entry["error"] = err[:300]
+        if "spread" in entry and entry["spread"] > SPREAD_WARN:
+            entry["warning"] = f"latency spread (p90-p50)/p50 = {entry['spread']:.2f}: the device was busy or throttling; rerun"
+        results.append(entry)
+    return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": device_facts(),
+            "runtimes": runtime_versions(), "thermal_before": before, "thermal_after": thermal(),
+            "settings": {"warmup": warmup, "runs": runs, "min_seconds": min_seconds, "threads": list(threads),
+                         "eval": Path(eval_path).name, "eval_count": eval_count},
+            "results": results}
+
+
+def parse_threads(text: str) -> List[int]:
+    try:
+        out = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        out = []
+    if not out or min(out) < 1:
+        raise SystemExit(f"error: --threads {text!r}: give a comma list of positive integers, e.g. 1,2,4")
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*", default=[])
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--eval", required=True, help="eval set .npz written by benchmarks/run.py")
+    p.add_argument("--threads", default="1")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--eval-count", type=int, default=0)
+    p.add_argument("--json", default=None, help="write the results here (default: stdout)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if not Path(args.eval).is_file():
+        raise SystemExit(f"error: {args.eval}: eval set not found; benchmarks/run.py writes it (--data DIR)")
+    if args.one:
+        res = measure_one(Path(args.one), parse_threads(args.threads)[0], Path(args.eval), args.warmup, args.runs,
+                          args.min_seconds, args.eval_count)
+        print(json.dumps(res))
+        return res
+    res = run_all([Path(m) for m in args.models], parse_threads(args.threads), Path(args.eval), args.warmup,
+                  args.runs, args.min_seconds, args.eval_count, progress=not args.no_progress)
+    text = json.dumps(res, indent=1)
+    if args.json:
+        tmp = Path(args.json).with_name(Path(args.json).name + f".tmp{os.getpid()}")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, args.json)
+    else:
+        print(text)
+    return res
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # the child's last stderr line becomes the entry's error: keep it to one line
+        if "--one" in sys.argv:
+            print(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}", file=sys.stderr)
+            sys.exit(1)
+        raise

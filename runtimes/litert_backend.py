@@ -1,0 +1,69 @@
+"""LiteRT (TFLite) backend: ai_edge_litert, or tflite_runtime on old Raspberry Pi images.
+
+The .tflite files of this toolkit take NHWC float32 (1,S,S,3) and return NHWC logits; this backend
+converts from and to the NCHW of the Segmenter interface and runs one image per invoke.
+"""
+from __future__ import annotations
+
+import json
+from typing import Dict, Optional
+
+import numpy as np
+
+from .base import METADATA_KEY, ModelFileError, Segmenter
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter  # old Pi images (numpy < 2 only)
+        except ImportError:
+            return None
+    return Interpreter
+
+
+def read_metadata(data: bytes) -> Optional[Dict]:
+    """The toolkit's JSON from the flatbuffer's Model.metadata, or None when absent or unreadable here."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        return None
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() and entry.Name().decode() == METADATA_KEY:
+            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode())
+    return None
+
+
+class LiteRtSegmenter(Segmenter):
+    name = "litert"
+
+    def __init__(self, path, threads: int = 0):
+        super().__init__(path, threads)
+        Interpreter = _interpreter_class()
+        if Interpreter is None:
+            raise ModelFileError(f"{self.path}: no LiteRT runtime is installed; pip install ai-edge-litert")
+        data = self.path.read_bytes()
+        try:
+            self.interpreter = Interpreter(model_content=data, num_threads=threads or None)
+            self.interpreter.allocate_tensors()
+            meta = read_metadata(data)
+        except Exception as e:  # the interpreter raises ValueError/RuntimeError with long messages
+            raise self._load_failure("LiteRT cannot load it", e, "export/to_tflite.py") from None
+        if meta:
+            self.metadata = meta
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        if self.input["dtype"] != np.float32 or len(self.input["shape"]) != 4 or self.input["shape"][3] != 3:
+            raise ModelFileError(f"{self.path}: expected a float32 NHWC (1,S,S,3) input, got {self.input['dtype'].__name__} {list(self.input['shape'])}; re-export it with export/to_tflite.py")
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty((len(x), 1, x.shape[2], x.shape[3]), np.float32)
+        for i, img in enumerate(x):
+            self.interpreter.set_tensor(self.input["index"], np.ascontiguousarray(img.transpose(1, 2, 0)[None]))
+            self.interpreter.invoke()
+            out[i, 0] = self.interpreter.get_tensor(self.output["index"])[0, ..., 0]
+        return out

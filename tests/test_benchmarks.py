@@ -1,0 +1,103 @@
+"""benchmarks/: host runs of every format in their real runtimes (tiny settings), the JSON, and bad input."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import run as bench
+from benchmarks import runner
+from benchmarks.targets import check_targets
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--threads", "1", "--eval-count", "2", "--warmup", "1", "--runs", "3", "--min-seconds", "0", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def host_run(ph2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    res = bench.main(["--device", "host", "--data", str(ph2), "--out", str(out), *TINY])
+    return out, res
+
+
+def test_host_run_covers_every_exported_format(host_run):
+    out, res = host_run
+    expected = {n for n, p in bench.format_names().items() if p.is_file()}
+    assert {"torch", "onnx", "onnx-int8", "tflite", "tflite-int8", "openvino", "openvino-int8"} <= expected
+    got = {r["name"]: r for r in res["results"]}
+    assert set(got) == expected
+    for name, r in got.items():
+        assert "error" not in r, (name, r.get("error"))
+        assert r["n_runs"] >= 3 and 0 < r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
+        assert r["accuracy"]["n_images"] == 2 and 0.5 < r["accuracy"]["dsc"] <= 1
+        assert r["peak_rss_mb"] > 0 and r["file_bytes"] > 10_000
+        floor = 0.999 if "-" not in name else 0.9  # fp32 files agree with PyTorch; fp16/int8 nearly
+        assert r["mask_iou_vs_torch_fp32"] >= floor, name
+    assert got["openvino"]["file_bytes"] > (REPO / "exports" / "aulunet_v3_ph2.xml").stat().st_size  # .bin counted
+
+
+def test_outputs_json_markdown_plot(host_run):
+    out, res = host_run
+    on_disk = json.loads((out / "host.json").read_text())
+    assert on_disk["schema"] == runner.SCHEMA and on_disk["profile"] == "host"
+    for key in ("machine", "cpu", "cores", "os", "python", "emulated"):
+        assert key in on_disk["device"]
+    assert "onnxruntime" in on_disk["runtimes"] and on_disk["eval_set"]["n_images"] == 2
+    assert on_disk["targets"] and all({"target", "value", "limit", "met"} <= set(t) for t in on_disk["targets"])
+    md = (out / "host.md").read_text()
+    assert "| tflite-int8 | 1 |" in md and "| target |" in md
+    assert (out / "host.png").stat().st_size > 10_000
+    assert not list(out.glob("*.npz")) and not list(out.glob("*.tmp*"))
+
+
+def test_failing_format_is_recorded_and_others_kept(host_run, tmp_path):
+    out, _ = host_run
+    np.savez_compressed(tmp_path / "eval.npz", x=np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32),
+                        y=np.zeros((1, 256, 256), bool), ref=np.zeros((1, 256, 256), np.float16))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    res = runner.run_all([bad, REPO / "exports" / "aulunet_v3_ph2.onnx"], [1], tmp_path / "eval.npz", 0, 2, 0,
+                         progress=False)
+    first, second = res["results"]
+    assert "bad.onnx: ONNX Runtime cannot load it" in first["error"]
+    assert "error" not in second and second["n_runs"] >= 2
+
+
+def test_runner_needs_no_torch(tmp_path):
+    """The device side: block `import torch` and run the runner on an ONNX and a TFLite file."""
+    np.savez_compressed(tmp_path / "eval.npz", x=np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32),
+                        y=np.zeros((1, 256, 256), bool), ref=np.zeros((1, 256, 256), np.float16))
+    code = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    for name in ("aulunet_v3_ph2.onnx", "aulunet_v3_ph2_int8.tflite"):
+        proc = subprocess.run([sys.executable, "-c", code, str(REPO / "benchmarks" / "runner.py"), "--one",
+                               str(REPO / "exports" / name), "--eval", str(tmp_path / "eval.npz"), "--runs", "2",
+                               "--warmup", "0", "--min-seconds", "0"], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-500:]
+        assert json.loads(proc.stdout.splitlines()[-1])["n_runs"] >= 2
+
+
+def test_bad_input(ph2, tmp_path):
+    cases = [
+        (["--device", "jetson"], "unknown device 'jetson'"),
+        (["--device", "rpi5"], "this machine is not a Raspberry Pi 5"),
+        (["--formats", "onnx,coreml"], "unknown format 'coreml'"),
+        (["--formats", "onnx", "--exports", str(tmp_path)], "model file for 'onnx' not found"),
+        (["--weights", str(tmp_path / "none.pt")], "none.pt: checkpoint not found"),
+        (["--data", str(tmp_path / "nodata")], "nodata: eval data not found"),
+        (["--threads", "0"], "--threads '0'"),
+    ]
+    for argv, msg in cases:
+        with pytest.raises(SystemExit, match=msg):
+            bench.main(argv + ["--out", str(tmp_path), "--no-progress"])
+
+
+def test_targets_logic():
+    rows = [{"name": "torch", "p50_ms": 40.0}, {"name": "openvino", "p50_ms": 4.0}, {"name": "openvino-int8", "p50_ms": 5.0},
+            {"name": "onnx", "p50_ms": 10.0}, {"name": "onnx-int8", "p50_ms": 9.0}, {"name": "tflite", "error": "x"}]
+    t = {x["target"].split(" p50")[0]: x for x in check_targets(rows, wall_seconds=200)}
+    assert t["best format"]["met"] is True  # 4/40 = 0.1 <= 0.125
+    assert t["openvino-int8"]["met"] is False and t["onnx-int8"]["met"] is True
+    assert t["benchmark run wall time"]["met"] is False
