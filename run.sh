@@ -12,7 +12,8 @@ VENV=${VENV:-.venv}
 system_packages() {
     # The SSH benchmark tests start a real sshd on 127.0.0.1 (Debian's openssh-server).
     if ! command -v sshd >/dev/null && ! [ -x /usr/sbin/sshd ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null \
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null 2>&1 \
+          || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null 2>&1; }; } \
             || echo "note: could not install openssh-server; the SSH benchmark tests will be skipped" >&2
     fi
 }

@@ -83,6 +83,23 @@ def runtime_versions() -> Dict:
     return out
 
 
+def model_bytes(model: Path) -> Optional[int]:
+    """The model file plus the files that travel with it (OpenVINO's .bin beside its .xml)."""
+    if not model.is_file():
+        return None
+    extra = model.with_suffix(".bin") if model.suffix == ".xml" else None
+    return model.stat().st_size + (extra.stat().st_size if extra and extra.is_file() else 0)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM resets at exec; ru_maxrss would carry the parent's peak."""
+    status = _read("/proc/self/status") or ""
+    for ln in status.splitlines():
+        if ln.startswith("VmHWM:"):
+            return int(ln.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def latency_stats(ms: np.ndarray) -> Dict:
     p50, p90, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 99))
     return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": float(ms.mean()), "std_ms": float(ms.std()),
@@ -100,7 +117,7 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
     x, y, ref = data["x"], data["y"], data["ref"].astype(np.float32)
     if eval_count:
         x, y, ref = x[:eval_count], y[:eval_count], ref[:eval_count]
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     seg = runtimes.load(model, threads=threads)
     load_ms = 1000 * (time.perf_counter() - t0)
@@ -126,8 +143,7 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
         ious.append(1.0 if union == 0 else np.count_nonzero(mask & ref_mask) / union)
     acc = pm.result()
     return {"load_ms": load_ms, "first_inference_ms": first_ms, **stats,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "model_rss_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024,
+            "peak_rss_mb": peak_rss_mb(), "rss_before_load_mb": rss_before,
             "latencies_ms": [round(t, 4) for t in times],
             "accuracy": {k: acc[k] for k in ("miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images")},
             "mask_iou_vs_torch_fp32": float(np.mean(ious)), "backend": seg.name,
@@ -143,8 +159,7 @@ def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, war
     jobs = [(m, t) for m in models for t in threads]
     for model, t in tqdm(jobs, desc="benchmark", disable=not progress):
         entry = {"name": (names or {}).get(str(model), model.name), "file": model.name, "threads": t,
-                 "file_bytes": sum(p.stat().st_size for p in [model, model.with_suffix(".bin")] if p.is_file())
-                 if model.is_file() else None}
+                 "file_bytes": model_bytes(model)}
         cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(model), "--threads", str(t),
                "--eval", str(eval_path), "--warmup", str(warmup), "--runs", str(runs),
                "--min-seconds", str(min_seconds), "--eval-count", str(eval_count)]
