@@ -131,3 +131,19 @@ def test_calibration_default_finds_training_data_or_says_why(shipped, ph2, tmp_p
     torch.save(other, p)
     with pytest.raises(SystemExit, match="pass --calib DIR with real images"):
         run("onnx", build, ["--weights", str(p), "--quantize", "int8", "--out", str(tmp_path / "o.onnx")])
+
+
+def test_export_all_skips_int8_without_calibration_data(shipped, tmp_path):
+    """The main job on a machine without the training data: fp32/fp16 exported and checked, INT8 skipped."""
+    import torch
+    from export import all as export_all
+    from model.checkpoint import load_checkpoint
+    ck = load_checkpoint(shipped)
+    p = tmp_path / "nodata.pt"
+    torch.save({**ck, "data": {**ck["data"], "split_hash": "0" * 16}}, p)
+    rows = export_all.main(["--weights", str(p), "--formats", "onnx", "--out", str(tmp_path)])
+    by = {r["artifact"]: r for r in rows}
+    assert by["nodata.onnx"]["passed"] and by["nodata.onnx"]["eval"]["synthetic"]
+    assert by["nodata_fp16.onnx"]["passed"]
+    assert "no calibration images" in by["nodata_int8.onnx"]["skipped"] and not (tmp_path / "nodata_int8.onnx").exists()
+    assert "skipped: no calibration images" in (tmp_path / "summary.md").read_text()
