@@ -58,7 +58,7 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
     """Preprocessed images, masks and PyTorch fp32 probabilities of the reference checkpoint, as one .npz."""
     from export.cli import torch_probabilities
     from model.checkpoint import model_from_checkpoint
-    from model.data import load_arrays, open_dataset
+    from model.data import load_arrays, load_rgb, open_dataset
 
     samples = open_dataset(data).subset(split)
     if count:
@@ -68,7 +68,8 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
     ref = torch_probabilities(model, x)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, x=x, y=y.astype(bool), ref=ref.astype(np.float16))
+    raw = load_rgb(samples[0].image)  # one image at its own size: end-to-end predict() latency
+    np.savez_compressed(tmp, x=x, y=y.astype(bool), ref=ref.astype(np.float16), raw=raw)
     os.replace(tmp, path)
     return {"data": data.name, "split": split, "n_images": len(samples)}
 
@@ -77,15 +78,16 @@ def markdown(res: Dict) -> str:
     d = res["device"]
     head = (f"Device: {d.get('board') or d.get('cpu')} ({d['machine']}, {d['cores']} cores"
             f"{', EMULATED: latency means nothing' if d.get('emulated') else ''}), {d['os']}, Python {d['python']}")
-    rows = [head, "", "| format | threads | KB | load ms | first ms | p50 ms | p90 ms | p99 ms | img/s | peak RSS MB | val DSC | val mIoU | mask IoU vs PyTorch | note |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rows = [head, "", "| format | threads | KB | load ms | first ms | p50 ms | p90 ms | p99 ms | img/s | end-to-end p50 ms | peak RSS MB | val DSC | val mIoU | mask IoU vs PyTorch | note |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in res["results"]:
         if "error" in r:
-            rows.append(f"| {r['name']} | {r['threads']} | | | | | | | | | | | | error: {r['error']} |")
+            rows.append(f"| {r['name']} | {r['threads']} | | | | | | | | | | | | | error: {r['error']} |")
             continue
         a = r["accuracy"]
         rows.append(f"| {r['name']} | {r['threads']} | {r['file_bytes'] / 1024:.0f} | {r['load_ms']:.0f} | {r['first_inference_ms']:.1f} | "
-                    f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput_ips']:.0f} | {r['peak_rss_mb']:.0f} | "
+                    f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput_ips']:.0f} | "
+                    f"{r['e2e_p50_ms'] or float('nan'):.1f} | {r['peak_rss_mb']:.0f} | "
                     f"{a['dsc']:.4f} | {a['miou']:.4f} | {r['mask_iou_vs_torch_fp32']:.4f} | {r.get('warning', '')} |")
     if res.get("targets"):
         rows += ["", "| target | value | limit | met |", "|---|---|---|---|"]

@@ -5,7 +5,8 @@
 Each (model, threads) pair runs in its own child process, so peak RSS is the model's own and a crash or a
 missing runtime costs that pair only: its entry carries an `error` and the others are kept. The eval set is
 an .npz that benchmarks/run.py writes: preprocessed images `x` (N,3,S,S float32), ground-truth masks `y`
-(N,S,S bool) and the PyTorch fp32 probabilities `ref` (N,S,S float16) for mask agreement.
+(N,S,S bool), the PyTorch fp32 probabilities `ref` (N,S,S float16) for mask agreement, and optionally one
+uint8 RGB image `raw` at its own size for the end-to-end `predict()` latency (preprocessing included).
 """
 from __future__ import annotations
 
@@ -134,6 +135,13 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
         seg.run(one)
         times.append(1000 * (time.perf_counter() - t0))
     stats = latency_stats(np.asarray(times))
+    e2e = []
+    if "raw" in data.files:  # uint8 image at its own size -> resize, scale, run, sigmoid, resize back, threshold
+        raw = data["raw"]
+        for _ in range(max(5, runs // 5)):
+            t0 = time.perf_counter()
+            seg.predict(raw)
+            e2e.append(1000 * (time.perf_counter() - t0))
     pm, ious = PooledMetrics(), []
     for i in range(len(x)):
         p = seg.probabilities(x[i:i + 1])[0]
@@ -143,6 +151,8 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
         ious.append(1.0 if union == 0 else np.count_nonzero(mask & ref_mask) / union)
     acc = pm.result()
     return {"load_ms": load_ms, "first_inference_ms": first_ms, **stats,
+            "e2e_p50_ms": float(np.median(e2e)) if e2e else None,
+            "e2e_image_size": list(data["raw"].shape[:2]) if e2e else None,
             "peak_rss_mb": peak_rss_mb(), "rss_before_load_mb": rss_before,
             "latencies_ms": [round(t, 4) for t in times],
             "accuracy": {k: acc[k] for k in ("miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images")},

@@ -33,6 +33,7 @@ def test_host_run_covers_every_exported_format(host_run):
         assert r["n_runs"] >= 3 and 0 < r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
         assert r["accuracy"]["n_images"] == 2 and 0.5 < r["accuracy"]["dsc"] <= 1
         assert r["peak_rss_mb"] > 0 and r["file_bytes"] > 10_000
+        assert r["e2e_p50_ms"] > 0 and r["e2e_image_size"] == [572, 765]
         floor = 0.999 if "-" not in name else 0.9  # fp32 files agree with PyTorch; fp16/int8 nearly
         assert r["mask_iou_vs_torch_fp32"] >= floor, name
     assert got["openvino"]["file_bytes"] > (REPO / "exports" / "aulunet_v3_ph2.xml").stat().st_size  # .bin counted
