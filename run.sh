@@ -9,13 +9,19 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
-system_packages() {
-    # The SSH benchmark tests start a real sshd on 127.0.0.1 (Debian's openssh-server).
-    if ! command -v sshd >/dev/null && ! [ -x /usr/sbin/sshd ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        { DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null 2>&1 \
-          || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null 2>&1; }; } \
-            || echo "note: could not install openssh-server; the SSH benchmark tests will be skipped" >&2
+apt_install() {  # apt_install PACKAGE COMMAND: install a Debian package when its command is missing (root only)
+    if ! command -v "$2" >/dev/null && ! [ -x "/usr/sbin/$2" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >/dev/null 2>&1 \
+          || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >/dev/null 2>&1; }; } \
+            || echo "note: could not install $1; the tests that need it will be skipped" >&2
     fi
+}
+
+system_packages() {
+    # The SSH benchmark tests start a real sshd on 127.0.0.1; the emulated-ARM test runs aarch64 Python
+    # under qemu-user (its sysroot and wheels are fetched on first use and cached in ~/.cache/aulunet-edge).
+    apt_install openssh-server sshd
+    apt_install qemu-user-static qemu-aarch64-static
 }
 
 setup() {

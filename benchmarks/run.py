@@ -7,6 +7,8 @@ latency distribution). Targets (benchmarks/targets.py) are checked and reported,
 
   --device host        this machine
   --device rpi|rpi4|rpi5  on a Raspberry Pi itself: runs locally (the board is detected)
+  --device arm-emu     aarch64 Python and runtimes under qemu-user (benchmarks/emulated_arm.py): checks the
+                       ARM builds' numerics against this host and PyTorch; its latency means nothing
   --device rpi --host pi@raspberrypi.local   from a workstation: pushes the runner, the models and the
                        eval set over SSH (benchmarks/remote.py), runs there, pulls the JSON back
 """
@@ -41,6 +43,7 @@ PROFILES = {
     "rpi": {"threads": "1,2,4", "board": "Raspberry Pi"},
     "rpi4": {"threads": "1,2,4", "board": "Raspberry Pi 4"},
     "rpi5": {"threads": "1,2,4", "board": "Raspberry Pi 5"},
+    "arm-emu": {"threads": "1", "board": None},  # aarch64 under qemu-user: numerics, not speed
 }
 
 
@@ -74,6 +77,14 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
     return {"data": data.name, "split": split, "n_images": len(samples)}
 
 
+def note(r: Dict) -> str:
+    parts = [r["warning"]] if r.get("warning") else []
+    if "x86_parity" in r:
+        x = r["x86_parity"]
+        parts.append(f"vs x86 host: max diff {x['max_abs_diff']:.1e}, mask IoU {x['mask_iou']:.4f}")
+    return "; ".join(parts)
+
+
 def markdown(res: Dict) -> str:
     d = res["device"]
     head = (f"Device: {d.get('board') or d.get('cpu')} ({d['machine']}, {d['cores']} cores"
@@ -88,7 +99,7 @@ def markdown(res: Dict) -> str:
         rows.append(f"| {r['name']} | {r['threads']} | {r['file_bytes'] / 1024:.0f} | {r['load_ms']:.0f} | {r['first_inference_ms']:.1f} | "
                     f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput_ips']:.0f} | "
                     f"{r['e2e_p50_ms'] or float('nan'):.1f} | {r['peak_rss_mb']:.0f} | "
-                    f"{a['dsc']:.4f} | {a['miou']:.4f} | {r['mask_iou_vs_torch_fp32']:.4f} | {r.get('warning', '')} |")
+                    f"{a['dsc']:.4f} | {a['miou']:.4f} | {r['mask_iou_vs_torch_fp32']:.4f} | {note(r)} |")
     if res.get("targets"):
         rows += ["", "| target | value | limit | met |", "|---|---|---|---|"]
         rows += [f"| {t['target']} | {t['value']} | {t['limit']} | {'yes' if t['met'] else 'NO'} |" for t in res["targets"]]
@@ -188,7 +199,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     t0 = time.time()
     eval_info = write_eval_set(eval_path, data, args.split, args.eval_count, weights)
     names = {str(v): k for k, v in models.items()}
-    if args.host:
+    if args.device == "arm-emu":
+        from benchmarks.emulated_arm import EmulationError, run_emulated
+
+        try:
+            res = run_emulated(list(models.values()), eval_path, threads, args.warmup, args.runs, args.min_seconds,
+                               names, out)
+        except EmulationError as e:
+            raise SystemExit(f"error: emulated ARM: {e}")
+        finally:
+            eval_path.unlink(missing_ok=True)
+    elif args.host:
         from benchmarks.remote import Remote, RemoteError, run_remote
 
         try:
@@ -208,7 +229,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     res["profile"] = args.device
     res["eval_set"] = eval_info
     res["wall_seconds"] = round(time.time() - t0, 1)
-    res["targets"] = check_targets(res["results"], res["wall_seconds"] if args.device == "host" and not args.host else None)
+    emulated = res["device"].get("emulated")
+    res["targets"] = [] if emulated else check_targets(res["results"], res["wall_seconds"] if args.device == "host" and not args.host else None)
     from model.checkpoint import atomic_write_text
 
     json_path = Path(args.json or out / f"{args.device}.json")

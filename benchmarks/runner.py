@@ -57,10 +57,16 @@ def thermal() -> Dict:
             "throttled": _vcgencmd("get_throttled")}
 
 
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76", "0xd41": "Cortex-A78", "0xd46": "Cortex-A510"}
+
+
 def device_facts() -> Dict:
     cpuinfo = _read("/proc/cpuinfo") or ""
     names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
-             if ln.split(":")[0].strip() in ("model name", "Model", "Hardware", "CPU part")]
+             if ln.split(":")[0].strip() in ("model name", "Model", "Hardware")]
+    names += [ARM_PARTS.get(v, f"ARM part {v}") for v in
+              (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.split(":")[0].strip() == "CPU part")]
     freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
     os_name = next((ln.split("=", 1)[1].strip('"') for ln in (_read("/etc/os-release") or "").splitlines()
                     if ln.startswith("PRETTY_NAME=")), platform.platform())
@@ -109,7 +115,7 @@ def latency_stats(ms: np.ndarray) -> Dict:
 
 
 def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: int, min_seconds: float,
-                eval_count: int) -> Dict:
+                eval_count: int, save_probs: Optional[Path] = None) -> Dict:
     """Everything about one model at one thread count, measured in this process."""
     import runtimes
     from model.metrics import PooledMetrics
@@ -138,18 +144,21 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
     e2e = []
     if "raw" in data.files:  # uint8 image at its own size -> resize, scale, run, sigmoid, resize back, threshold
         raw = data["raw"]
-        for _ in range(max(5, runs // 5)):
+        for _ in range(max(2, runs // 5)):
             t0 = time.perf_counter()
             seg.predict(raw)
             e2e.append(1000 * (time.perf_counter() - t0))
-    pm, ious = PooledMetrics(), []
+    pm, ious, all_probs = PooledMetrics(), [], []
     for i in range(len(x)):
         p = seg.probabilities(x[i:i + 1])[0]
+        all_probs.append(p)
         mask, ref_mask = p > seg.threshold, ref[i] > seg.threshold
         pm.update(mask[None], y[i:i + 1])
         union = np.count_nonzero(mask | ref_mask)
         ious.append(1.0 if union == 0 else np.count_nonzero(mask & ref_mask) / union)
     acc = pm.result()
+    if save_probs:
+        np.save(save_probs, np.stack(all_probs).astype(np.float32))
     return {"load_ms": load_ms, "first_inference_ms": first_ms, **stats,
             "e2e_p50_ms": float(np.median(e2e)) if e2e else None,
             "e2e_image_size": list(data["raw"].shape[:2]) if e2e else None,
@@ -160,8 +169,17 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
             "quantization": seg.metadata.get("quantization", "none")}
 
 
+def child_python() -> List[str]:
+    """How to start a child runner: this interpreter, or AULUNET_RUNNER_CHILD (a command line), which the
+    emulated-ARM path sets to `qemu-aarch64-static -L SYSROOT SYSROOT/usr/bin/python3.11`."""
+    import shlex
+
+    return shlex.split(os.environ["AULUNET_RUNNER_CHILD"]) if os.environ.get("AULUNET_RUNNER_CHILD") else [sys.executable]
+
+
 def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, warmup: int, runs: int,
-            min_seconds: float, eval_count: int = 0, progress: bool = True, names: Optional[Dict] = None) -> Dict:
+            min_seconds: float, eval_count: int = 0, progress: bool = True, names: Optional[Dict] = None,
+            probs_dir: Optional[Path] = None) -> Dict:
     """One child process per (model, threads); errors are recorded per entry, never fatal."""
     from tqdm import tqdm
 
@@ -170,9 +188,11 @@ def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, war
     for model, t in tqdm(jobs, desc="benchmark", disable=not progress):
         entry = {"name": (names or {}).get(str(model), model.name), "file": model.name, "threads": t,
                  "file_bytes": model_bytes(model)}
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(model), "--threads", str(t),
+        cmd = [*child_python(), str(Path(__file__).resolve()), "--one", str(model), "--threads", str(t),
                "--eval", str(eval_path), "--warmup", str(warmup), "--runs", str(runs),
                "--min-seconds", str(min_seconds), "--eval-count", str(eval_count)]
+        if probs_dir:
+            cmd += ["--save-probs", str(Path(probs_dir) / f"{model.name}.t{t}.npy")]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode == 0 and lines:
@@ -211,17 +231,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--eval-count", type=int, default=0)
     p.add_argument("--json", default=None, help="write the results here (default: stdout)")
+    p.add_argument("--save-probs", default=None, help="folder (or, with --one, file) for each model's probabilities")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if not Path(args.eval).is_file():
         raise SystemExit(f"error: {args.eval}: eval set not found; benchmarks/run.py writes it (--data DIR)")
     if args.one:
         res = measure_one(Path(args.one), parse_threads(args.threads)[0], Path(args.eval), args.warmup, args.runs,
-                          args.min_seconds, args.eval_count)
+                          args.min_seconds, args.eval_count, args.save_probs)
         print(json.dumps(res))
         return res
     res = run_all([Path(m) for m in args.models], parse_threads(args.threads), Path(args.eval), args.warmup,
-                  args.runs, args.min_seconds, args.eval_count, progress=not args.no_progress)
+                  args.runs, args.min_seconds, args.eval_count, progress=not args.no_progress,
+                  probs_dir=Path(args.save_probs) if args.save_probs else None)
     text = json.dumps(res, indent=1)
     if args.json:
         tmp = Path(args.json).with_name(Path(args.json).name + f".tmp{os.getpid()}")

@@ -56,7 +56,11 @@ class Segmenter:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a (N,3,H,W) batch, got {x.shape}")
-        return self._run(x)
+        out = self._run(x)
+        if out.shape != (len(x), 1, *x.shape[2:]):
+            raise RuntimeError(f"{self.path}: {self.name} returned logits of shape {tuple(out.shape)} for a batch "
+                               f"{tuple(x.shape)}; this runtime build cannot run this file correctly, use another format here")
+        return out
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return sigmoid(self.run(x))[:, 0]

@@ -1,0 +1,146 @@
+"""Emulated ARM: the device-side runner on aarch64 builds of Python, numpy and the runtimes, under qemu-user.
+
+`python benchmarks/run.py --device arm-emu` uses it. What it checks is numerics, not speed: the ARM wheels
+carry their own kernels (XNNPACK's and ONNX Runtime's NEON paths, ARM int8), and each file's probabilities
+there are compared with the same file run on this x86 host and with PyTorch. Emulated latency is hundreds
+of times native and is reported only as `emulated`.
+
+Set-up, cached under $AULUNET_ARM_CACHE (default ~/.cache/aulunet-edge/arm64), ~20 s when cold:
+- Debian's qemu-user-static (`apt-get install qemu-user-static`);
+- a sysroot of Debian arm64 packages (python3.11 and the libraries it and the wheels load), fetched with
+  `apt-get download` and unpacked with `dpkg -x` (no chroot, no debootstrap), plus an ARM /proc/cpuinfo:
+  qemu's -L prefix is searched first, and ONNX Runtime fails on the host's x86 one;
+- aarch64 wheels of numpy, onnxruntime, ai-edge-litert and openvino installed by this host's pip with
+  `--platform manylinux_*_aarch64 --only-binary=:all: --target` (openvino's needs glibc >= 2.35: bookworm
+  has 2.36). QEMU_CPU=cortex-a72: qemu's default CPU model is ~20x slower.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("AULUNET_ARM_CACHE", Path.home() / ".cache" / "aulunet-edge" / "arm64"))
+QEMU_CPU = "cortex-a72"
+DEBS = ["python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "libc6", "libexpat1", "zlib1g",
+        "libffi8", "libssl3", "libbz2-1.0", "liblzma5", "libgcc-s1", "libstdc++6", "libgomp1", "libsqlite3-0",
+        "libuuid1", "libncursesw6", "libtinfo6", "libreadline8", "libcrypt1", "libnsl2", "libtirpc3", "libdb5.3",
+        "libgssapi-krb5-2"]
+WHEELS = ["numpy>=1.26,<2.5", "onnxruntime>=1.18,<2", "ai-edge-litert>=2.3,<3", "openvino>=2024.4", "tqdm>=4.66,<5"]
+PLATFORMS = ["manylinux_2_36_aarch64", "manylinux_2_35_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64",
+             "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
+CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+                  "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n"
+                  "CPU revision\t: 3\n\n" for i in range(4))  # Cortex-A72, as on a Raspberry Pi 4
+
+
+class EmulationError(RuntimeError):
+    """Emulation could not be set up or run; one line with the fix."""
+
+
+def qemu() -> str:
+    exe = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+    if not exe:
+        raise EmulationError("qemu-aarch64-static not found; install Debian's qemu-user-static (apt-get install qemu-user-static)")
+    return exe
+
+
+def _run(cmd: Sequence[str], what: str, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise EmulationError(f"{what} failed ({tail[:200]})")
+    return proc
+
+
+def _sysroot(dest: Path) -> None:
+    if "arm64" not in subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True, text=True).stdout.split():
+        _run(["dpkg", "--add-architecture", "arm64"], "dpkg --add-architecture arm64 (needs root; run it with sudo, then apt-get update)")
+        _run(["apt-get", "update", "-q"], "apt-get update")
+    debs = dest.parent / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    names = [f"{d}:arm64" for d in DEBS]
+    try:
+        _run(["apt-get", "download", *names], "apt-get download of the arm64 packages", cwd=debs)
+    except EmulationError:
+        _run(["apt-get", "update", "-q"], "apt-get update")
+        _run(["apt-get", "download", *names], "apt-get download of the arm64 packages", cwd=debs)
+    for deb in sorted(debs.glob("*_arm64.deb")):
+        _run(["dpkg", "-x", str(deb), str(dest)], f"dpkg -x {deb.name}")
+    (dest / "proc").mkdir(exist_ok=True)
+    (dest / "proc" / "cpuinfo").write_text(CPUINFO)
+
+
+def setup(cache: Path = CACHE, log=print) -> Dict[str, Path]:
+    """Build (once) and return the sysroot and site-packages folders; idempotent, atomic per folder."""
+    qemu()
+    sysroot, site, marker = cache / "sysroot", cache / "site", cache / "ready.json"
+    want = {"debs": DEBS, "wheels": WHEELS}
+    if marker.is_file() and json.loads(marker.read_text()) == want and sysroot.is_dir() and site.is_dir():
+        return {"sysroot": sysroot, "site": site}
+    cache.mkdir(parents=True, exist_ok=True)
+    for final, build in ((sysroot, _sysroot), (site, _wheels)):
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        log(f"emulated ARM: building {final}")
+        build(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    marker.write_text(json.dumps(want))
+    return {"sysroot": sysroot, "site": site}
+
+
+def _wheels(dest: Path) -> None:
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+           "--python-version", "3.11", "--implementation", "cp", "--target", str(dest)]
+    for plat in PLATFORMS:
+        cmd += ["--platform", plat]
+    _run(cmd + WHEELS, "pip install of the aarch64 wheels (numpy, onnxruntime, ai-edge-litert, openvino)")
+
+
+def python_command(paths: Dict[str, Path]) -> List[str]:
+    return [qemu(), "-L", str(paths["sysroot"]), str(paths["sysroot"] / "usr" / "bin" / "python3.11")]
+
+
+def run_emulated(models: Sequence[Path], eval_path: Path, threads: Sequence[int], warmup: int, runs: int,
+                 min_seconds: float, names: Dict[str, str], work: Path) -> Dict:
+    """The runner under qemu; every entry gains `x86_parity` (the same file on this host) when it ran."""
+    import numpy as np
+
+    import runtimes
+
+    paths = setup()
+    cmd = python_command(paths)
+    env = {**os.environ, "QEMU_CPU": QEMU_CPU, "AULUNET_EMULATED": "1", "AULUNET_RUNNER_CHILD": shlex.join(cmd),
+           "PYTHONPATH": os.pathsep.join([str(paths["site"]), str(REPO)])}
+    probs = work / "arm_probs"
+    probs.mkdir(parents=True, exist_ok=True)
+    out = work / "arm.json"
+    _run([*cmd, str(REPO / "benchmarks" / "runner.py"), "--models", *map(str, models), "--eval", str(eval_path),
+          "--threads", ",".join(map(str, threads)), "--warmup", str(warmup), "--runs", str(runs),
+          "--min-seconds", str(min_seconds), "--json", str(out), "--save-probs", str(probs), "--no-progress"],
+         "the emulated runner", env=env)
+    res = json.loads(out.read_text())
+    x = np.load(eval_path)["x"]
+    by_file = {Path(k).name: (Path(k), v) for k, v in names.items()}
+    for r in res["results"]:
+        model, r["name"] = by_file.get(r["file"], (None, r["name"]))
+        arm_file = probs / f"{r['file']}.t{r['threads']}.npy"
+        if "error" in r or model is None or not arm_file.is_file():
+            continue
+        arm = np.load(arm_file)
+        host = runtimes.load(model, threads=r["threads"]).probabilities(x[: len(arm)])
+        a, h = arm > 0.5, host > 0.5
+        union = np.count_nonzero(a | h)
+        r["x86_parity"] = {"max_abs_diff": float(np.abs(arm - host).max()),
+                           "mask_iou": 1.0 if union == 0 else float(np.count_nonzero(a & h) / union),
+                           "flipped_fraction": float(np.mean(a != h))}
+    shutil.rmtree(probs, ignore_errors=True)
+    out.unlink(missing_ok=True)
+    return res
