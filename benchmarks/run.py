@@ -191,6 +191,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if not data.is_dir():
         raise SystemExit(f"error: {data}: eval data not found; pass --data DIR with images and masks")
     models = choose_models(args.formats, format_names(weights, Path(args.exports)))
+    if args.device == "arm-emu" and not args.formats:
+        models.pop("torch", None)  # the emulated device side has no torch, by design
     if not models:
         raise SystemExit(f"error: no model files in {args.exports}; run python export/all.py first")
     threads = runner.parse_threads(args.threads or profile["threads"])
