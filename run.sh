@@ -9,8 +9,9 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
-apt_install() {  # apt_install PACKAGE COMMAND: install a Debian package when its command is missing (root only)
-    if ! command -v "$2" >/dev/null && ! [ -x "/usr/sbin/$2" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+apt_install() {  # apt_install PACKAGE COMMAND|/FILE: install a Debian package when what it provides is missing (root only)
+    if [[ "$2" == /* ]]; then [ -e "$2" ] && return 0; elif command -v "$2" >/dev/null || [ -x "/usr/sbin/$2" ]; then return 0; fi
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >/dev/null 2>&1 \
           || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >/dev/null 2>&1; }; } \
             || echo "note: could not install $1; the tests that need it will be skipped" >&2
@@ -22,6 +23,9 @@ system_packages() {
     # under qemu-user (its sysroot and wheels are fetched on first use and cached in ~/.cache/aulunet-edge).
     apt_install openssh-server sshd
     apt_install qemu-user-static qemu-aarch64-static
+    # The Android demo's Java core is compiled and run against Python's golden pairs with JUnit 4.
+    apt_install openjdk-17-jdk-headless javac
+    apt_install junit4 /usr/share/java/junit4.jar
 }
 
 setup() {

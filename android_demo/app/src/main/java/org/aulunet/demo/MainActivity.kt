@@ -1,0 +1,122 @@
+package org.aulunet.demo
+
+import android.graphics.Bitmap
+import android.graphics.BitmapFactory
+import android.net.Uri
+import android.os.Bundle
+import android.os.SystemClock
+import android.widget.Button
+import android.widget.CheckBox
+import android.widget.ImageView
+import android.widget.TextView
+import androidx.activity.result.contract.ActivityResultContracts
+import androidx.appcompat.app.AppCompatActivity
+import java.io.FileInputStream
+import java.nio.ByteBuffer
+import java.nio.ByteOrder
+import java.nio.MappedByteBuffer
+import java.nio.channels.FileChannel
+import org.aulunet.core.ModelSpec
+import org.aulunet.core.Postprocess
+import org.aulunet.core.Preprocess
+import org.tensorflow.lite.Interpreter
+import org.tensorflow.lite.gpu.GpuDelegate
+
+/**
+ * Pick or take a photo, run the embedded INT8 AULUNet (assets/aulunet_v3_ph2_int8.tflite) with LiteRT,
+ * draw the lesion overlay and contour, and show the inference time and the lesion area.
+ * Pre/post-processing is org.aulunet.core (plain Java, checked against the Python pipeline on the JVM).
+ */
+class MainActivity : AppCompatActivity() {
+    private lateinit var image: ImageView
+    private lateinit var status: TextView
+    private lateinit var gpu: CheckBox
+    private var interpreter: Interpreter? = null
+    private var delegate: GpuDelegate? = null
+
+    private val pick = registerForActivityResult(ActivityResultContracts.GetContent()) { uri: Uri? ->
+        uri?.let { segment(decode(it)) }
+    }
+    private val camera = registerForActivityResult(ActivityResultContracts.TakePicturePreview()) { bmp: Bitmap? ->
+        segment(bmp)
+    }
+
+    override fun onCreate(savedInstanceState: Bundle?) {
+        super.onCreate(savedInstanceState)
+        setContentView(R.layout.activity_main)
+        image = findViewById(R.id.image)
+        status = findViewById(R.id.status)
+        gpu = findViewById(R.id.gpu)
+        findViewById<Button>(R.id.pick).setOnClickListener { pick.launch("image/*") }
+        findViewById<Button>(R.id.camera).setOnClickListener { camera.launch(null) }
+        gpu.setOnCheckedChangeListener { _, _ -> closeInterpreter() }
+    }
+
+    override fun onDestroy() {
+        closeInterpreter()
+        super.onDestroy()
+    }
+
+    private fun loadModel(): MappedByteBuffer {
+        val fd = assets.openFd(ModelSpec.ASSET)
+        FileInputStream(fd.fileDescriptor).channel.use { ch ->
+            return ch.map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)
+        }
+    }
+
+    private fun interpreter(): Interpreter {
+        interpreter?.let { return it }
+        val options = Interpreter.Options().setNumThreads(4)
+        if (gpu.isChecked) {
+            delegate = GpuDelegate().also { options.addDelegate(it) }
+        }
+        return Interpreter(loadModel(), options).also { interpreter = it }
+    }
+
+    private fun closeInterpreter() {
+        interpreter?.close()
+        interpreter = null
+        delegate?.close()
+        delegate = null
+    }
+
+    /** Decode a picked image; very large photos are subsampled by the decoder to at most ~2048 px. */
+    private fun decode(uri: Uri): Bitmap? = try {
+        val bounds = BitmapFactory.Options().apply { inJustDecodeBounds = true }
+        contentResolver.openInputStream(uri)?.use { BitmapFactory.decodeStream(it, null, bounds) }
+        var sample = 1
+        while (maxOf(bounds.outWidth, bounds.outHeight) / sample > 2048) sample *= 2
+        val opts = BitmapFactory.Options().apply { inSampleSize = sample; inPreferredConfig = Bitmap.Config.ARGB_8888 }
+        contentResolver.openInputStream(uri)?.use { BitmapFactory.decodeStream(it, null, opts) }
+    } catch (e: Exception) {
+        null
+    }
+
+    private fun segment(bitmap: Bitmap?) {
+        if (bitmap == null || bitmap.width == 0 || bitmap.height == 0) {
+            status.text = getString(R.string.unreadable)
+            return
+        }
+        val bmp = if (bitmap.config == Bitmap.Config.ARGB_8888) bitmap else bitmap.copy(Bitmap.Config.ARGB_8888, false)
+        val w = bmp.width
+        val h = bmp.height
+        val argb = IntArray(w * h).also { bmp.getPixels(it, 0, w, 0, 0, w, h) }
+        val input = Preprocess.toInput(Preprocess.argbToRgb(argb), h, w)
+        val inBuf = ByteBuffer.allocateDirect(4 * input.size).order(ByteOrder.nativeOrder())
+        inBuf.asFloatBuffer().put(input)
+        val outBuf = ByteBuffer.allocateDirect(4 * ModelSpec.INPUT_HEIGHT * ModelSpec.INPUT_WIDTH * ModelSpec.OUTPUT_CHANNELS)
+            .order(ByteOrder.nativeOrder())
+        val tflite = interpreter()
+        val t0 = SystemClock.elapsedRealtimeNanos()
+        tflite.run(inBuf, outBuf)
+        val ms = (SystemClock.elapsedRealtimeNanos() - t0) / 1e6
+        outBuf.rewind()
+        val logits = FloatArray(ModelSpec.INPUT_HEIGHT * ModelSpec.INPUT_WIDTH).also { outBuf.asFloatBuffer().get(it) }
+        val mask = Postprocess.mask(Postprocess.probabilities(logits, h, w), ModelSpec.THRESHOLD)
+        val shown = Postprocess.overlay(argb, mask, h, w, 0xFF00C853.toInt(), 0.45f)
+        image.setImageBitmap(Bitmap.createBitmap(shown, w, h, Bitmap.Config.ARGB_8888))
+        val area = 100.0 * Postprocess.areaFraction(mask)
+        status.text = String.format("Inference %.1f ms (%s)  ·  lesion %.1f%% of the image", ms,
+            if (gpu.isChecked) "GPU" else "CPU, 4 threads", area)
+    }
+}

@@ -1,0 +1,55 @@
+"""Golden pairs for the app's Java core: `python android_demo/tools/make_golden.py OUT_DIR [--data DIR] [--count N]`.
+
+For each image: the RGB bytes as loaded (`NAME.rgb`, HxWx3 uint8), the model input that model/preprocess.py
+makes (`NAME.input`, 256x256x3 float32 NHWC, little-endian), the logits of the embedded INT8 .tflite run
+in LiteRT (`NAME.logits`, 256x256 float32), the probabilities at the image's size (`NAME.prob`) and the
+mask (`NAME.mask`, uint8 0/1); `index.txt` lists `NAME HEIGHT WIDTH`. The Java test must reproduce them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+
+import runtimes
+from model.preprocess import preprocess_image, probs_to_image_size, sigmoid
+
+APP = Path(__file__).resolve().parents[1]
+MODEL = APP / "app" / "src" / "main" / "assets" / "aulunet_v3_ph2_int8.tflite"
+
+
+def write_cases(out: Path, images, model: Path = MODEL) -> None:
+    seg = runtimes.load(model, threads=1)
+    out.mkdir(parents=True, exist_ok=True)
+    index = []
+    for name, rgb in images:
+        x = preprocess_image(rgb)
+        logits = seg.run(x[None])[0, 0]
+        prob = probs_to_image_size(sigmoid(logits)[..., None], rgb.shape[:2])
+        np.ascontiguousarray(rgb, dtype=np.uint8).tofile(out / f"{name}.rgb")
+        x.transpose(1, 2, 0).astype("<f4").tofile(out / f"{name}.input")
+        logits.astype("<f4").tofile(out / f"{name}.logits")
+        prob.astype("<f4").tofile(out / f"{name}.prob")
+        (prob > seg.threshold).astype(np.uint8).tofile(out / f"{name}.mask")
+        index.append(f"{name} {rgb.shape[0]} {rgb.shape[1]}")
+    (out / "index.txt").write_text("\n".join(index) + "\n")
+
+
+def main(argv=None) -> None:
+    from model.data import load_rgb, open_dataset
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out")
+    p.add_argument("--data", default=str(APP.parents[1] / "shared" / "data" / "ph2"))
+    p.add_argument("--count", type=int, default=3)
+    args = p.parse_args(argv)
+    samples = open_dataset(Path(args.data)).subset("val")[: args.count]
+    write_cases(Path(args.out), [(s.id, load_rgb(s.image)) for s in samples])
+
+
+if __name__ == "__main__":
+    main()
