@@ -1,5 +1,7 @@
 """OpenVINO backend (CPU plugin). fp32 models run in fp32: the CPU plugin would otherwise pick bf16 on
-CPUs with AMX (mask IoU 0.989 against PyTorch, measured), so the precision hint is set explicitly."""
+CPUs with AMX (mask IoU 0.989 against PyTorch, measured), so the precision hint is set explicitly.
+The IR has a dynamic batch; it is compiled once per batch size with that size fixed, because the CPU
+plugin runs static shapes about 2x faster here (single image, 2 threads: 10-12 ms against 18-23 ms)."""
 from __future__ import annotations
 
 import json
@@ -23,12 +25,24 @@ class OpenVinoSegmenter(Segmenter):
             raise self._load_failure("OpenVINO cannot read it", e, "export/to_openvino.py") from None
         if model.has_rt_info([METADATA_KEY]):
             self.metadata = json.loads(model.get_rt_info([METADATA_KEY]).astype(str))
-        config = {"INFERENCE_PRECISION_HINT": "f32"}
+        self.config = {"INFERENCE_PRECISION_HINT": "f32"}
         if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(model, "CPU", config)
-        self.request = self.compiled.create_infer_request()
+            self.config["INFERENCE_NUM_THREADS"] = threads
+        self.core, self.model = core, model
+        self.compiled: dict = {}  # batch size -> (compiled model, infer request)
+        self._compile(1)
+
+    def _compile(self, batch: int):
+        if batch not in self.compiled:
+            model = self.model.clone()
+            shape = model.input(0).get_partial_shape()
+            if shape.rank.is_static and shape[0].is_dynamic:
+                model.reshape({0: [batch, *[d.get_length() for d in list(shape)[1:]]]})
+            compiled = self.core.compile_model(model, "CPU", self.config)
+            self.compiled[batch] = (compiled, compiled.create_infer_request())
+        return self.compiled[batch]
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        out = self.request.infer({0: x})
-        return np.asarray(out[self.compiled.output(0)], dtype=np.float32)
+        compiled, request = self._compile(len(x))
+        out = request.infer({0: x})
+        return np.asarray(out[compiled.output(0)], dtype=np.float32)
