@@ -30,7 +30,12 @@ class OpenVinoSegmenter(Segmenter):
             self.config["INFERENCE_NUM_THREADS"] = threads
         self.core, self.model = core, model
         self.compiled: dict = {}  # batch size -> (compiled model, infer request)
-        self._compile(1)
+        try:
+            self._compile(1)
+        except RuntimeError as e:  # the CPU plugin's message ends with its reason; the first lines are paths
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            raise ModelFileError(f"{self.path}: OpenVINO's CPU plugin cannot compile it on this machine "
+                                 f"({(lines[-1] if lines else type(e).__name__)[:160]}); use another format here") from None
 
     def _compile(self, batch: int):
         if batch not in self.compiled:

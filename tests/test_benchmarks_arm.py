@@ -12,7 +12,7 @@ def arm_run(ph2, tmp_path_factory):
         pytest.skip("qemu-user-static is not installed here (.ci/run installs it: apt-get install qemu-user-static)")
     out = tmp_path_factory.mktemp("arm")
     res = bench.main(["--device", "arm-emu", "--data", str(ph2), "--out", str(out), "--formats",
-                      "onnx,onnx-int8,tflite,tflite-int8,openvino", "--eval-count", "1", "--warmup", "0",
+                      "onnx,onnx-int8,tflite,tflite-int8,openvino,openvino-int8", "--eval-count", "1", "--warmup", "0",
                       "--runs", "2", "--min-seconds", "0", "--no-progress"])
     return out, res
 
@@ -22,7 +22,11 @@ def test_arm_builds_agree_with_x86_and_pytorch(arm_run):
     assert res["device"]["machine"] == "aarch64" and res["device"]["emulated"] and res["device"]["qemu_cpu"] == "cortex-a72"
     assert res["device"]["cpu"] == "Cortex-A72" and res["targets"] == []
     got = {r["name"]: r for r in res["results"]}
-    assert set(got) == {"onnx", "onnx-int8", "tflite", "tflite-int8", "openvino"}
+    assert set(got) == {"onnx", "onnx-int8", "tflite", "tflite-int8", "openvino", "openvino-int8"}
+    # OpenVINO's ARM CPU plugin cannot compile the INT8 (FakeQuantize) IR under qemu: it must say so
+    # clearly, and the other formats must be kept (should a later OpenVINO run it, it must be right)
+    ov8 = got.pop("openvino-int8")
+    assert ("cannot compile it on this machine" in ov8["error"]) if "error" in ov8 else ov8["x86_parity"]["mask_iou"] >= 0.95
     for name, r in got.items():
         assert "error" not in r, (name, r.get("error"))
         # fp32 files must match; INT8 kernels differ between x86 and ARM (measured: ONNX Runtime INT8
