@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("AULUNET_ARM_CACHE", Path.home() / ".cache" / "aulunet-edge" / "arm64"))
@@ -114,6 +114,7 @@ def run_emulated(models: Sequence[Path], eval_path: Path, threads: Sequence[int]
     import numpy as np
 
     import runtimes
+    from model.metrics import mask_iou
 
     paths = setup()
     cmd = python_command(paths)
@@ -135,11 +136,10 @@ def run_emulated(models: Sequence[Path], eval_path: Path, threads: Sequence[int]
         if "error" in r or model is None or not arm_file.is_file():
             continue
         arm = np.load(arm_file)
-        host = runtimes.load(model, threads=r["threads"]).probabilities(x[: len(arm)])
-        a, h = arm > 0.5, host > 0.5
-        union = np.count_nonzero(a | h)
-        r["x86_parity"] = {"max_abs_diff": float(np.abs(arm - host).max()),
-                           "mask_iou": 1.0 if union == 0 else float(np.count_nonzero(a & h) / union),
+        seg = runtimes.load(model, threads=r["threads"])
+        host = seg.probabilities(x[: len(arm)])
+        a, h = arm > seg.threshold, host > seg.threshold
+        r["x86_parity"] = {"max_abs_diff": float(np.abs(arm - host).max()), "mask_iou": mask_iou(a, h),
                            "flipped_fraction": float(np.mean(a != h))}
     shutil.rmtree(probs, ignore_errors=True)
     out.unlink(missing_ok=True)

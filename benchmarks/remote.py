@@ -14,7 +14,7 @@ import shlex
 import subprocess
 import tarfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 # What the runner imports on the device: numpy-only modules, never torch.
@@ -62,12 +62,14 @@ class Remote:
 
 
 def pack(models: Sequence[Path], eval_path: Path) -> bytes:
+    from export.formats import model_files
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for rel in BUNDLE:
             tar.add(REPO / rel, arcname=rel, filter=lambda t: None if "__pycache__" in t.name else t)
         for m in models:
-            for f in [m, m.with_suffix(".bin")] if m.suffix == ".xml" else [m]:
+            for f in model_files(m):
                 tar.add(f, arcname=f"models/{f.name}")
         tar.add(eval_path, arcname=f"eval/{eval_path.name}")
     return buf.getvalue()

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -134,7 +134,6 @@ def plot(res: Dict, path: Path) -> None:
     ax2.set_yscale("log")
     ax2.set_ylabel("latency, ms (log)")
     ax2.set_title("Latency distribution after warm-up")
-    fig.tight_layout()
     save_figure(fig, path)
 
 

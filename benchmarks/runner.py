@@ -92,10 +92,9 @@ def runtime_versions() -> Dict:
 
 def model_bytes(model: Path) -> Optional[int]:
     """The model file plus the files that travel with it (OpenVINO's .bin beside its .xml)."""
-    if not model.is_file():
-        return None
-    extra = model.with_suffix(".bin") if model.suffix == ".xml" else None
-    return model.stat().st_size + (extra.stat().st_size if extra and extra.is_file() else 0)
+    from export.formats import model_files
+
+    return sum(f.stat().st_size for f in model_files(model)) if model.is_file() else None
 
 
 def peak_rss_mb() -> float:
@@ -118,7 +117,7 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
                 eval_count: int, save_probs: Optional[Path] = None) -> Dict:
     """Everything about one model at one thread count, measured in this process."""
     import runtimes
-    from model.metrics import PooledMetrics
+    from model.metrics import PooledMetrics, mask_iou
 
     data = np.load(eval_path)
     x, y, ref = data["x"], data["y"], data["ref"].astype(np.float32)
@@ -152,10 +151,9 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
     for i in range(len(x)):
         p = seg.probabilities(x[i:i + 1])[0]
         all_probs.append(p)
-        mask, ref_mask = p > seg.threshold, ref[i] > seg.threshold
+        mask = p > seg.threshold
         pm.update(mask[None], y[i:i + 1])
-        union = np.count_nonzero(mask | ref_mask)
-        ious.append(1.0 if union == 0 else np.count_nonzero(mask & ref_mask) / union)
+        ious.append(mask_iou(mask, ref[i] > seg.threshold))
     acc = pm.result()
     if save_probs:
         np.save(save_probs, np.stack(all_probs).astype(np.float32))

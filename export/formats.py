@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from pathlib import Path
+from typing import Dict, List, Tuple
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,16 @@ def by_suffix(suffix: str) -> Format:
         if f.suffix == suffix.lower():
             return f
     raise KeyError(suffix)
+
+
+def model_files(path: Path) -> List[Path]:
+    """A model file and the companions its format says travel with it (OpenVINO's .bin), those present."""
+    path = Path(path)
+    try:
+        companions = by_suffix(path.suffix).companions
+    except KeyError:
+        companions = ()
+    return [path] + [p for p in (path.with_suffix(c) for c in companions) if p.is_file()]
 
 
 def markdown_table() -> str:

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from model.metrics import PooledMetrics
+from model.metrics import PooledMetrics, mask_iou
 
 GATES = {
     "none": {"max_abs_diff": 1e-4, "flips_outside_band": 0},
@@ -20,11 +20,6 @@ GATES = {
     "int8": {"mask_iou_mean": 0.95, "dsc_drop_points": 0.5},
 }
 BAND = 1e-4  # fp32: flips allowed only where the reference is this close to the threshold
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
 
 
 def compare(ref: np.ndarray, got: np.ndarray, gt: Optional[np.ndarray], threshold: float = 0.5) -> Dict:
@@ -38,8 +33,8 @@ def compare(ref: np.ndarray, got: np.ndarray, gt: Optional[np.ndarray], threshol
         "mean_abs_diff": float(diff.mean()),
         "flipped_fraction": float(flips.mean()),
         "flips_outside_band": int(np.count_nonzero(flips & (np.abs(ref - threshold) > BAND))),
-        "mask_iou_mean": float(np.mean([_iou(a, b) for a, b in zip(ref_m, got_m)])),
-        "mask_iou_pooled": _iou(ref_m, got_m),
+        "mask_iou_mean": float(np.mean([mask_iou(a, b) for a, b in zip(ref_m, got_m)])),
+        "mask_iou_pooled": mask_iou(ref_m, got_m),
     }
     if gt is not None:
         for name, masks in (("reference", ref_m), ("export", got_m)):

@@ -1,4 +1,4 @@
-"""Export to OpenVINO IR: `python export/to_openvino.py [--quantize none|fp16] [--weights W] [--out F.xml]`.
+"""Export to OpenVINO IR: `python export/to_openvino.py [--quantize none|fp16|int8] [--weights W] [--calib DIR] [--out F.xml]`.
 
 The IR is converted from the same simplified ONNX graph that export/to_onnx.py writes (dynamic batch).
 fp32: saved with compress_to_fp16=False (save_model compresses weights to fp16 by default).

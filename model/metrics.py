@@ -23,6 +23,12 @@ def confusion(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.array([p.size - tp - fp - fn, fp, fn, tp], dtype=np.int64)
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks (1.0 when both are empty): how far two models' masks agree."""
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else float(np.count_nonzero(a & b) / union)
+
+
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else 1.0
 

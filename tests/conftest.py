@@ -39,3 +39,15 @@ def lesion_pair(rng, h=40, w=48):
     img = rng.integers(150, 230, (h, w, 3), dtype=np.uint8)
     img[mask] = rng.integers(30, 90, (int(mask.sum()), 3), dtype=np.uint8)
     return img, (mask * 255).astype(np.uint8)
+
+
+def export_every_quantization(fmt_key: str, build, shipped: Path, ph2: Path, out: Path):
+    """Run the shared export flow for each quantization the format table lists; files are out/m_<q><suffix>."""
+    from export.cli import run
+    from export.formats import FORMATS
+
+    fmt = FORMATS[fmt_key]
+    res = {q: run(fmt_key, build, ["--weights", str(shipped), "--quantize", q, "--out", str(out / f"m_{q}{fmt.suffix}"),
+                                   "--eval-data", str(ph2)])
+           for q in fmt.quantize}
+    return out, res

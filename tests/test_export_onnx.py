@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import runtimes
+from conftest import export_every_quantization
 from export.cli import EXPORTS
 from export.formats import FORMATS, markdown_table
 from export.parity import GATES, check_gates, compare
@@ -17,12 +18,7 @@ pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="module")
 def onnx_exports(shipped, ph2, tmp_path_factory):
-    out = tmp_path_factory.mktemp("onnx")
-    res = {}
-    for q in ("none", "fp16", "int8"):
-        res[q] = run("onnx", build, ["--weights", str(shipped), "--quantize", q, "--out", str(out / f"m_{q}.onnx"),
-                                     "--eval-data", str(ph2)])
-    return out, res
+    return export_every_quantization("onnx", build, shipped, ph2, tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.mark.parametrize("q", ["none", "fp16", "int8"])

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import runtimes
-from export.cli import run
-from export.formats import FORMATS
+from conftest import export_every_quantization
 from model.checkpoint import file_sha256
 
 pytest.importorskip("openvino")
@@ -15,11 +14,7 @@ from export.to_openvino import build  # noqa: E402
 
 @pytest.fixture(scope="module")
 def ov_exports(shipped, ph2, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ov")
-    res = {q: run("openvino", build, ["--weights", str(shipped), "--quantize", q, "--out", str(out / f"m_{q}.xml"),
-                                      "--eval-data", str(ph2)])
-           for q in FORMATS["openvino"].quantize}
-    return out, res
+    return export_every_quantization("openvino", build, shipped, ph2, tmp_path_factory.mktemp("ov"))
 
 
 def test_openvino_gates_and_files(ov_exports):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import runtimes
-from export.cli import run
+from conftest import export_every_quantization
 from model.checkpoint import file_sha256
 
 pytest.importorskip("ai_edge_litert")
@@ -18,11 +18,7 @@ from export.to_tflite import build  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tfl_exports(shipped, ph2, tmp_path_factory):
-    out = tmp_path_factory.mktemp("tfl")
-    res = {q: run("tflite", build, ["--weights", str(shipped), "--quantize", q, "--out", str(out / f"m_{q}.tflite"),
-                                    "--eval-data", str(ph2)])
-           for q in ("none", "int8")}
-    return out, res
+    return export_every_quantization("tflite", build, shipped, ph2, tmp_path_factory.mktemp("tfl"))
 
 
 def graph_ops(path):
