@@ -38,3 +38,10 @@ def test_arm_builds_agree_with_x86_and_pytorch(arm_run):
         assert got[name]["x86_parity"]["max_abs_diff"] <= 1e-4, name
     md = (out / "arm-emu.md").read_text()
     assert "EMULATED: latency means nothing" in md and "vs x86 host: max diff" in md
+
+
+def test_missing_qemu_is_a_clear_error(ph2, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no qemu-aarch64(-static) on PATH
+    with pytest.raises(SystemExit, match="emulated ARM: qemu-aarch64-static not found; install Debian's qemu-user-static"):
+        bench.main(["--device", "arm-emu", "--data", str(ph2), "--out", str(tmp_path), "--formats", "onnx",
+                    "--eval-count", "1", "--no-progress"])
