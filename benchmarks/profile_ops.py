@@ -1,8 +1,11 @@
-"""Where the time goes, per op type: `python benchmarks/profile_ops.py [FILE.onnx ...] [--threads 2]`.
+"""Where the time goes, per op: `python benchmarks/profile_ops.py [FILE.onnx|FILE.xml ...] [--threads 2] [--json F]`.
 
-ONNX Runtime's own profiler (SessionOptions.enable_profiling) over N single-image runs; prints a Markdown
-table of total time per op type for each file (default: the fp32 and INT8 ONNX exports), so an INT8 file
-that is slower than fp32 can be explained op by op rather than guessed at.
+Each runtime's own profiler over N single-image runs: ONNX Runtime's (SessionOptions.enable_profiling)
+for .onnx files and OpenVINO's performance counters (PERF_COUNT) for .xml files. Prints one Markdown table
+per runtime, time per op type and kernel, for each file (default: the fp32 and INT8 ONNX and OpenVINO
+exports), so an INT8 file that is slower than fp32 is explained op by op rather than guessed at. The
+share of time spent at the full 256x256 resolution (ONNX Runtime, from the output shapes) is printed too.
+LiteRT's Python API has no per-op profiler; README "Speed" explains its INT8 numbers from the op counts.
 """
 from __future__ import annotations
 
@@ -20,20 +23,25 @@ if __package__ in (None, ""):
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT = [REPO / "exports" / "aulunet_v3_ph2.onnx", REPO / "exports" / "aulunet_v3_ph2_int8.onnx"]
+EXPORTS = REPO / "exports"
+DEFAULT = [EXPORTS / f"aulunet_v3_ph2{q}{ext}" for ext in (".onnx", ".xml") for q in ("", "_int8")]
+
+
+def _image(size: int = 256) -> np.ndarray:
+    return np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
 
 
 def profile_onnx(path: Path, threads: int = 2, runs: int = 50) -> Dict[str, float]:
-    """Mean microseconds per run, by op type (node events of ORT's profiler)."""
+    """Mean microseconds per run by op type, and under "@full-res" the part whose output is 256x256."""
     import onnxruntime as ort
 
+    x = _image()
     with tempfile.TemporaryDirectory() as td:
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.enable_profiling = True
         so.profile_file_prefix = str(Path(td) / "p")
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        x = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
         for _ in range(5):
             sess.run(None, {sess.get_inputs()[0].name: x})
         sess.end_profiling()  # drop warm-up events: profile a fresh session with the same options
@@ -46,7 +54,48 @@ def profile_onnx(path: Path, threads: int = 2, runs: int = 50) -> Dict[str, floa
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             per_op[e["args"]["op_name"]] += e["dur"] / runs
+            shapes = [d for o in e["args"].get("output_type_shape", []) for d in o.values()]
+            if any(256 in s[-3:] and s.count(256) >= 2 for s in shapes):  # NCHW or NHWC 256x256
+                per_op["@full-res"] += e["dur"] / runs
     return dict(per_op)
+
+
+def profile_openvino(path: Path, threads: int = 2, runs: int = 50) -> Dict[str, float]:
+    """Mean microseconds per run by op type and the kernel OpenVINO picked (e.g. brgconv_avx2_1x1_I8)."""
+    import openvino as ov
+
+    core = ov.Core()
+    m = core.read_model(str(path))
+    m.reshape([1, 3, 256, 256])
+    req = core.compile_model(m, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+                                        "PERF_COUNT": True}).create_infer_request()
+    x = _image()
+    for _ in range(5):
+        req.infer({0: x})
+    per_op: Dict[str, float] = defaultdict(float)
+    for _ in range(runs):
+        req.infer({0: x})
+        for info in req.profiling_info:
+            per_op[f"{info.node_type} [{info.exec_type}]"] += info.real_time.total_seconds() * 1e6 / runs
+    return {k: v for k, v in per_op.items() if v > 0}
+
+
+PROFILERS = {".onnx": ("ONNX Runtime", profile_onnx), ".xml": ("OpenVINO", profile_openvino)}
+
+
+def markdown(res: Dict[str, Dict[str, float]]) -> str:
+    ops = sorted({o for r in res.values() for o in r if o != "@full-res"},
+                 key=lambda o: -max(r.get(o, 0) for r in res.values()))
+    names = list(res)
+    rows = ["| op type | " + " | ".join(f"{n} (ms/run)" for n in names) + " |", "|---|" + "---:|" * len(names)]
+    rows += [f"| {o} | " + " | ".join(f"{res[n].get(o, 0) / 1000:.2f}" for n in names) + " |" for o in ops]
+    totals = {n: sum(v for k, v in res[n].items() if k != "@full-res") for n in names}
+    rows.append("| **total (kernels)** | " + " | ".join(f"**{totals[n] / 1000:.2f}**" for n in names) + " |")
+    if any("@full-res" in r for r in res.values()):
+        rows.append("| of which at 256x256 | " + " | ".join(
+            f"{res[n].get('@full-res', 0) / 1000:.2f} ({100 * res[n].get('@full-res', 0) / max(totals[n], 1e-9):.0f}%)"
+            for n in names) + " |")
+    return "\n".join(rows)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
@@ -54,20 +103,22 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("files", nargs="*", default=[str(f) for f in DEFAULT])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--json", default=None, help="also write {file: {op: microseconds per run}} here")
     args = p.parse_args(argv)
-    res = {}
+    by_runtime: Dict[str, Dict[str, Dict[str, float]]] = {}
     for f in map(Path, args.files):
-        if f.suffix != ".onnx" or not f.is_file():
-            raise SystemExit(f"error: {f}: not an existing .onnx file; export one with export/to_onnx.py")
-        res[f.name] = profile_onnx(f, args.threads, args.runs)
-    ops = sorted({o for r in res.values() for o in r}, key=lambda o: -max(r.get(o, 0) for r in res.values()))
-    names = list(res)
-    print("| op type | " + " | ".join(f"{n} (ms/run)" for n in names) + " |")
-    print("|---|" + "---:|" * len(names))
-    for o in ops:
-        print(f"| {o} | " + " | ".join(f"{res[n].get(o, 0) / 1000:.2f}" for n in names) + " |")
-    print("| **total (kernels)** | " + " | ".join(f"**{sum(res[n].values()) / 1000:.2f}**" for n in names) + " |")
-    return res
+        if f.suffix not in PROFILERS or not f.is_file():
+            raise SystemExit(f"error: {f}: not an existing .onnx or .xml file; export one with export/all.py")
+        runtime, fn = PROFILERS[f.suffix]
+        by_runtime.setdefault(runtime, {})[f.name] = fn(f, args.threads, args.runs)
+    for runtime, res in by_runtime.items():
+        print(f"\n{runtime}, {args.threads} thread(s), {args.runs} runs\n\n{markdown(res)}")
+    flat = {n: r for res in by_runtime.values() for n, r in res.items()}
+    if args.json:
+        from model.checkpoint import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(flat, indent=1) + "\n")
+    return flat
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def pack(models: Sequence[Path], eval_path: Path) -> bytes:
 
 
 def run_remote(remote: Remote, models: Sequence[Path], eval_path: Path, threads: Sequence[int], warmup: int,
-               runs: int, min_seconds: float, names: Dict[str, str]) -> Dict:
+               runs: int, min_seconds: float, names: Dict[str, str], rounds: int = 1) -> Dict:
     """Push, run, pull. Per-format failures come back as entries with `error` (the runner keeps going)."""
     remote.check_python()
     workdir = remote.ssh(["mktemp", "-d", "-t", "aulunet-bench.XXXXXX"]).stdout.decode().strip()
@@ -86,7 +86,7 @@ def run_remote(remote: Remote, models: Sequence[Path], eval_path: Path, threads:
         remote.ssh([remote.python, f"{workdir}/benchmarks/runner.py", "--models", *remote_models,
                     "--eval", f"{workdir}/eval/{eval_path.name}", "--threads", ",".join(map(str, threads)),
                     "--warmup", str(warmup), "--runs", str(runs), "--min-seconds", str(min_seconds),
-                    "--json", f"{workdir}/results.json", "--no-progress"])
+                    "--rounds", str(rounds), "--json", f"{workdir}/results.json", "--no-progress"])
         res = json.loads(remote.ssh(["cat", f"{workdir}/results.json"]).stdout)
     finally:
         remote.ssh(["rm", "-rf", "--", workdir], check=False)

@@ -79,6 +79,8 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
 
 def note(r: Dict) -> str:
     parts = [r["warning"]] if r.get("warning") else []
+    if len(r.get("round_p50s_ms", [])) > 1:
+        parts.append("p50 per round " + " / ".join(f"{v:.1f}" for v in r["round_p50s_ms"]) + " ms")
     if "x86_parity" in r:
         x = r["x86_parity"]
         parts.append(f"vs x86 host: max diff {x['max_abs_diff']:.1e}, mask IoU {x['mask_iou']:.4f}")
@@ -165,6 +167,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the latency sweep N times, interleaved, and pool it (a busy or throttling "
+                        "device then slows every format alike; the rounds' p50s are kept and compared)")
     p.add_argument("--out", default=str(RESULTS), help="folder for <device>.json/.md/.png")
     p.add_argument("--json", default=None, help="results JSON (default <out>/<device>.json)")
     p.add_argument("--markdown", default=None, help="Markdown table (default <out>/<device>.md)")
@@ -176,6 +181,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--remote-python", default="python3", help="Python on the device, with requirements-device.txt")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        raise SystemExit(f"error: --rounds {args.rounds}: give 1 or more")
     if args.device not in PROFILES:
         raise SystemExit(f"error: unknown device '{args.device}'; choose from {', '.join(PROFILES)}")
     profile = PROFILES[args.device]
@@ -216,7 +223,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         try:
             remote = Remote(args.host, args.port, args.identity, args.known_hosts, args.remote_python)
             res = run_remote(remote, list(models.values()), eval_path, threads, args.warmup, args.runs,
-                             args.min_seconds, names)
+                             args.min_seconds, names, args.rounds)
         except RemoteError as e:
             raise SystemExit(f"error: {e}")
         finally:
@@ -226,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             res.setdefault("warnings", []).append(f"--device {args.device}, but {args.host} reports board '{board or 'unknown'}'")
     else:
         res = runner.run_all(list(models.values()), threads, eval_path, args.warmup, args.runs, args.min_seconds,
-                             progress=not args.no_progress, names=names)
+                             progress=not args.no_progress, names=names, rounds=args.rounds)
     res["profile"] = args.device
     res["eval_set"] = eval_info
     res["wall_seconds"] = round(time.time() - t0, 1)

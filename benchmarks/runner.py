@@ -28,6 +28,7 @@ import numpy as np
 
 SCHEMA = "aulunet-benchmark/1"
 SPREAD_WARN = 0.25  # warn when (p90 - p50) / p50 exceeds this: the run was disturbed (thermal, governor, load)
+ROUND_SPREAD_WARN = 0.25  # warn when the p50s of the rounds differ by more than this (max/min - 1)
 
 
 def _read(path: str) -> Optional[str]:
@@ -114,8 +115,9 @@ def latency_stats(ms: np.ndarray) -> Dict:
 
 
 def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: int, min_seconds: float,
-                eval_count: int, save_probs: Optional[Path] = None) -> Dict:
-    """Everything about one model at one thread count, measured in this process."""
+                eval_count: int, save_probs: Optional[Path] = None, latency_only: bool = False) -> Dict:
+    """Everything about one model at one thread count, measured in this process (latency_only: the
+    single-image latencies alone, for the later rounds of run_all)."""
     import runtimes
     from model.metrics import PooledMetrics, mask_iou
 
@@ -140,6 +142,8 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
         seg.run(one)
         times.append(1000 * (time.perf_counter() - t0))
     stats = latency_stats(np.asarray(times))
+    if latency_only:
+        return {"load_ms": load_ms, **stats, "latencies_ms": [round(t, 4) for t in times]}
     e2e = []
     if "raw" in data.files:  # uint8 image at its own size -> resize, scale, run, sigmoid, resize back, threshold
         raw = data["raw"]
@@ -175,36 +179,83 @@ def child_python() -> List[str]:
     return shlex.split(os.environ["AULUNET_RUNNER_CHILD"]) if os.environ.get("AULUNET_RUNNER_CHILD") else [sys.executable]
 
 
+def _child(model: Path, t: int, eval_path: Path, warmup: int, runs: int, min_seconds: float, eval_count: int,
+           extra: Sequence[str] = ()) -> Dict:
+    """Run measure_one in a fresh process: its result, or {"error": its last stderr line}."""
+    cmd = [*child_python(), str(Path(__file__).resolve()), "--one", str(model), "--threads", str(t),
+           "--eval", str(eval_path), "--warmup", str(warmup), "--runs", str(runs),
+           "--min-seconds", str(min_seconds), "--eval-count", str(eval_count), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    return {"error": (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1][:300]}
+
+
+def merge_rounds(entry: Dict, later: Sequence[Dict]) -> None:
+    """Pool the latencies of every round into the entry's statistics; keep each round's p50.
+
+    Rounds run the whole sweep again in the same order, so a slow spell of the device lands on every
+    format instead of on whichever ran during it; the pooled p50 and the rounds' spread say how much.
+    """
+    good = [r for r in later if "latencies_ms" in r]
+    rounds = [entry] + good
+    entry["round_p50s_ms"] = [round(r["p50_ms"], 4) for r in rounds]
+    pooled = [t for r in rounds for t in r["latencies_ms"]]
+    entry.update(latency_stats(np.asarray(pooled)))
+    entry["latencies_ms"] = pooled
+    p50s = entry["round_p50s_ms"]
+    entry["round_spread"] = max(p50s) / min(p50s) - 1 if min(p50s) > 0 else 0.0
+    errors = [r["error"] for r in later if "error" in r]
+    if errors:
+        entry["round_errors"] = errors
+
+
 def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, warmup: int, runs: int,
             min_seconds: float, eval_count: int = 0, progress: bool = True, names: Optional[Dict] = None,
-            probs_dir: Optional[Path] = None) -> Dict:
-    """One child process per (model, threads); errors are recorded per entry, never fatal."""
+            probs_dir: Optional[Path] = None, rounds: int = 1) -> Dict:
+    """One child process per (model, threads) and round; errors are recorded per entry, never fatal.
+
+    Round 1 measures everything; rounds 2..N re-measure the single-image latency only, interleaved
+    (all entries, then all again), and merge_rounds pools them.
+    """
     from tqdm import tqdm
 
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     results, before = [], thermal()
     jobs = [(m, t) for m in models for t in threads]
-    for model, t in tqdm(jobs, desc="benchmark", disable=not progress):
+    later: List[List[Dict]] = [[] for _ in jobs]
+    bar = tqdm(total=len(jobs) * rounds, desc="benchmark", disable=not progress)
+    for model, t in jobs:
         entry = {"name": (names or {}).get(str(model), model.name), "file": model.name, "threads": t,
                  "file_bytes": model_bytes(model)}
-        cmd = [*child_python(), str(Path(__file__).resolve()), "--one", str(model), "--threads", str(t),
-               "--eval", str(eval_path), "--warmup", str(warmup), "--runs", str(runs),
-               "--min-seconds", str(min_seconds), "--eval-count", str(eval_count)]
-        if probs_dir:
-            cmd += ["--save-probs", str(Path(probs_dir) / f"{model.name}.t{t}.npy")]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode == 0 and lines:
-            entry.update(json.loads(lines[-1]))
-        else:
-            err = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-            entry["error"] = err[:300]
-        if "spread" in entry and entry["spread"] > SPREAD_WARN:
-            entry["warning"] = f"latency spread (p90-p50)/p50 = {entry['spread']:.2f}: the device was busy or throttling; rerun"
+        extra = ["--save-probs", str(Path(probs_dir) / f"{model.name}.t{t}.npy")] if probs_dir else []
+        entry.update(_child(model, t, eval_path, warmup, runs, min_seconds, eval_count, extra))
         results.append(entry)
+        bar.update()
+    for _ in range(rounds - 1):
+        for i, ((model, t), entry) in enumerate(zip(jobs, results)):
+            if "error" not in entry:
+                later[i].append(_child(model, t, eval_path, warmup, runs, min_seconds, eval_count, ["--latency-only"]))
+            bar.update()
+    bar.close()
+    for entry, extra_rounds in zip(results, later):
+        if "error" in entry:
+            continue
+        if rounds > 1:
+            merge_rounds(entry, extra_rounds)
+        warn = []
+        if entry["spread"] > SPREAD_WARN:
+            warn.append(f"latency spread (p90-p50)/p50 = {entry['spread']:.2f}")
+        if entry.get("round_spread", 0.0) > ROUND_SPREAD_WARN:
+            warn.append(f"round p50s differ by {100 * entry['round_spread']:.0f}%")
+        if warn:
+            entry["warning"] = "; ".join(warn) + ": the device was busy or throttling; rerun"
     return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": device_facts(),
             "runtimes": runtime_versions(), "thermal_before": before, "thermal_after": thermal(),
             "settings": {"warmup": warmup, "runs": runs, "min_seconds": min_seconds, "threads": list(threads),
-                         "eval": Path(eval_path).name, "eval_count": eval_count},
+                         "rounds": rounds, "eval": Path(eval_path).name, "eval_count": eval_count},
             "results": results}
 
 
@@ -228,6 +279,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--eval-count", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=1, help="repeat the latency sweep, interleaved, and pool it")
+    p.add_argument("--latency-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="write the results here (default: stdout)")
     p.add_argument("--save-probs", default=None, help="folder (or, with --one, file) for each model's probabilities")
     p.add_argument("--no-progress", action="store_true")
@@ -236,12 +289,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         raise SystemExit(f"error: {args.eval}: eval set not found; benchmarks/run.py writes it (--data DIR)")
     if args.one:
         res = measure_one(Path(args.one), parse_threads(args.threads)[0], Path(args.eval), args.warmup, args.runs,
-                          args.min_seconds, args.eval_count, args.save_probs)
+                          args.min_seconds, args.eval_count, args.save_probs, args.latency_only)
         print(json.dumps(res))
         return res
     res = run_all([Path(m) for m in args.models], parse_threads(args.threads), Path(args.eval), args.warmup,
                   args.runs, args.min_seconds, args.eval_count, progress=not args.no_progress,
-                  probs_dir=Path(args.save_probs) if args.save_probs else None)
+                  probs_dir=Path(args.save_probs) if args.save_probs else None, rounds=args.rounds)
     text = json.dumps(res, indent=1)
     if args.json:
         tmp = Path(args.json).with_name(Path(args.json).name + f".tmp{os.getpid()}")

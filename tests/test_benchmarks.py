@@ -66,6 +66,32 @@ def test_failing_format_is_recorded_and_others_kept(host_run, tmp_path):
     assert "error" not in second and second["n_runs"] >= 2
 
 
+def test_rounds_interleave_and_pool_latencies(tmp_path):
+    """--rounds 3: every entry is measured three times in real runtimes; the latencies are pooled, each
+    round's p50 is kept, and a later round that fails is recorded without losing the first round."""
+    np.savez_compressed(tmp_path / "eval.npz", x=np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32),
+                        y=np.zeros((1, 256, 256), bool), ref=np.zeros((1, 256, 256), np.float16))
+    models = [REPO / "exports" / "aulunet_v3_ph2.onnx", REPO / "exports" / "aulunet_v3_ph2.tflite"]
+    res = runner.run_all(models, [1], tmp_path / "eval.npz", 0, 4, 0, progress=False, rounds=3)
+    assert res["settings"]["rounds"] == 3
+    for r in res["results"]:
+        assert "error" not in r, r.get("error")
+        assert len(r["round_p50s_ms"]) == 3 and all(v > 0 for v in r["round_p50s_ms"])
+        assert r["n_runs"] == len(r["latencies_ms"]) >= 12  # 3 rounds x 4 runs, pooled
+        assert r["p50_ms"] == pytest.approx(float(np.percentile(r["latencies_ms"], 50)))
+        assert r["round_spread"] == pytest.approx(max(r["round_p50s_ms"]) / min(r["round_p50s_ms"]) - 1)
+        assert "accuracy" in r  # measured once, in round 1
+    entry = {"p50_ms": 2.0, "latencies_ms": [1.0, 2.0, 3.0]}
+    runner.merge_rounds(entry, [{"p50_ms": 4.0, "latencies_ms": [4.0]}, {"error": "RuntimeError: gone"}])
+    assert entry["round_p50s_ms"] == [2.0, 4.0] and entry["n_runs"] == 4 and entry["round_spread"] == 1.0
+    assert entry["round_errors"] == ["RuntimeError: gone"]
+    md = bench.markdown({"device": {"machine": "x", "cores": 2, "os": "o", "python": "3", "cpu": "c"},
+                         "results": [{"name": "onnx", "threads": 1, "file_bytes": 2048, "load_ms": 1, "first_inference_ms": 1,
+                                      "throughput_ips": 1, "e2e_p50_ms": None, "peak_rss_mb": 1, "accuracy": {"dsc": 1, "miou": 1},
+                                      "mask_iou_vs_torch_fp32": 1, **entry}]})
+    assert "p50 per round 2.0 / 4.0 ms" in md
+
+
 def test_runner_needs_no_torch(tmp_path):
     """The device side: block `import torch` and run the runner on an ONNX and a TFLite file."""
     np.savez_compressed(tmp_path / "eval.npz", x=np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32),
@@ -89,6 +115,7 @@ def test_bad_input(ph2, tmp_path):
         (["--weights", str(tmp_path / "none.pt")], "none.pt: checkpoint not found"),
         (["--data", str(tmp_path / "nodata")], "nodata: eval data not found"),
         (["--threads", "0"], "--threads '0'"),
+        (["--rounds", "0"], "--rounds 0: give 1 or more"),
     ]
     for argv, msg in cases:
         with pytest.raises(SystemExit, match=msg):
@@ -102,3 +129,18 @@ def test_targets_logic():
     assert t["best format"]["met"] is True  # 4/40 = 0.1 <= 0.125
     assert t["openvino-int8"]["met"] is False and t["onnx-int8"]["met"] is True
     assert t["benchmark run wall time"]["met"] is False
+
+
+def test_profile_ops_onnx_and_openvino(tmp_path, capsys):
+    from benchmarks import profile_ops
+
+    files = [REPO / "exports" / "aulunet_v3_ph2.onnx", REPO / "exports" / "aulunet_v3_ph2_int8.xml"]
+    res = profile_ops.main([*map(str, files), "--threads", "1", "--runs", "2", "--json", str(tmp_path / "p.json")])
+    ort_ops, ov_ops = res["aulunet_v3_ph2.onnx"], res["aulunet_v3_ph2_int8.xml"]
+    assert ort_ops["Conv"] > 0 and 0 < ort_ops["@full-res"] < sum(v for k, v in ort_ops.items() if k != "@full-res")
+    assert any(k.startswith("Convolution [") and "8" in k.split("[")[1] for k in ov_ops), ov_ops  # int8 kernels
+    assert json.loads((tmp_path / "p.json").read_text()).keys() == res.keys()
+    out = capsys.readouterr().out
+    assert "ONNX Runtime, 1 thread(s)" in out and "OpenVINO, 1 thread(s)" in out and "of which at 256x256" in out
+    with pytest.raises(SystemExit, match="not an existing .onnx or .xml file"):
+        profile_ops.main([str(tmp_path / "model.tflite")])
