@@ -238,7 +238,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     res["eval_set"] = eval_info
     res["wall_seconds"] = round(time.time() - t0, 1)
     emulated = res["device"].get("emulated")
-    res["targets"] = [] if emulated else check_targets(res["results"], res["wall_seconds"] if args.device == "host" and not args.host else None)
+    timed_run = args.device == "host" and not args.host and args.rounds == 1  # the 2-minute target is for one round
+    res["targets"] = [] if emulated else check_targets(res["results"], res["wall_seconds"] if timed_run else None)
     from model.checkpoint import atomic_write_text
 
     json_path = Path(args.json or out / f"{args.device}.json")
