@@ -1,6 +1,8 @@
 """The flow every exporter shares: arguments, checkpoint, calibration, build, parity gates, atomic write.
 
 A format module only supplies `build(model, meta, quantize, calib, path)`; everything else is here.
+Every format is built from the same exactly rewritten graph (export/rewrites.py) and checked against the
+checkpoint's own, unrewritten module.
 """
 from __future__ import annotations
 
@@ -70,6 +72,7 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
     from export.calibration import CalibrationError, calibration_set
     from export.metadata import build_metadata
     from export.parity import check_gates, compare, failures, versions
+    from export.rewrites import inference_graph
     from model.checkpoint import CheckpointError, atomic_write_text, file_sha256, model_from_checkpoint
     from model.data import DataError
 
@@ -91,10 +94,12 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         if args.quantize == "int8":
             calib, calib_info = calibration_set(args.calib, ckpt, args.calib_count)
         meta = build_metadata(ckpt, weights, fmt.key, args.quantize, calib_info, fmt.layout)
+        graph = inference_graph(model)
+        meta["graph_rewrites"] = graph.rewrites
         x, y, eval_info = eval_set(args, ckpt)
         out.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
-        build(model, meta, args.quantize, calib, tmp)
+        build(graph, meta, args.quantize, calib, tmp)
         export_s = time.time() - t0
         seg = runtimes.load(tmp)
         got = seg.probabilities(x)
@@ -112,7 +117,8 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         "format": fmt.key,
         "quantization": args.quantize,
         "source_checkpoint": meta["source_checkpoint"],
-        "reference": "PyTorch fp32 checkpoint",
+        "reference": "PyTorch fp32 checkpoint (its own module, not the rewritten graph)",
+        "graph_rewrites": meta["graph_rewrites"],
         "eval": eval_info,
         "calibration": calib_info,
         **numbers,

@@ -45,6 +45,7 @@ def test_onnx_metadata_and_dynamic_batch(onnx_exports, shipped):
     assert meta["source_checkpoint"]["sha256"] == file_sha256(shipped)
     assert meta["preprocessing"]["input_size"] == [256, 256] and meta["threshold"] == 0.5
     assert meta["input"]["layout"] == "NCHW" and meta["classes"] == ["lesion"] and meta["variant"] == "aulunet_v3"
+    assert meta["graph_rewrites"] == ["akf_delta", "lsg_sum", "upsample_after_pointwise"]
     ref = runtimes.load(shipped, threads=1)
     x = np.random.default_rng(0).random((3, 3, 256, 256), dtype=np.float32)
     for n in (1, 3):
@@ -53,6 +54,20 @@ def test_onnx_metadata_and_dynamic_batch(onnx_exports, shipped):
     p1, m1 = seg.predict(rgb)
     p2, m2 = ref.predict(rgb)
     assert p1.shape == (120, 90) and np.abs(p1 - p2).max() < 1e-4
+
+
+def test_onnx_graph_carries_the_rewrites(onnx_exports):
+    """The exported graph is the rewritten one: no Concat (LSG as two convs), and every bilinear Resize
+    carries the narrower width c[i] (pointwise conv before the upsample)."""
+    import onnx
+    from onnx import shape_inference
+
+    out, _ = onnx_exports
+    m = shape_inference.infer_shapes(onnx.load(str(out / "m_none.onnx")))
+    assert not [n for n in m.graph.node if n.op_type == "Concat"]
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in m.graph.value_info}
+    resized = sorted(shapes[n.output[0]][1:] for n in m.graph.node if n.op_type == "Resize")
+    assert resized == [[5, 256, 256], [10, 128, 128], [15, 64, 64], [25, 32, 32], [35, 16, 16]]
 
 
 def test_evaluate_cli_takes_an_onnx_file(onnx_exports, ph2, tmp_path):
