@@ -287,6 +287,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = p.parse_args(argv)
     if not Path(args.eval).is_file():
         raise SystemExit(f"error: {args.eval}: eval set not found; benchmarks/run.py writes it (--data DIR)")
+    if args.rounds < 1:
+        raise SystemExit(f"error: --rounds {args.rounds}: give 1 or more")
     if args.one:
         res = measure_one(Path(args.one), parse_threads(args.threads)[0], Path(args.eval), args.warmup, args.runs,
                           args.min_seconds, args.eval_count, args.save_probs, args.latency_only)
