@@ -56,6 +56,17 @@ def test_onnx_metadata_and_dynamic_batch(onnx_exports, shipped):
     assert p1.shape == (120, 90) and np.abs(p1 - p2).max() < 1e-4
 
 
+def test_onnx_backend_picks_the_optimization_level_per_file(onnx_exports):
+    """Float files without the NCHWc layout pass (faster here), INT8 files with the full level."""
+    import onnxruntime as ort
+
+    out, _ = onnx_exports
+    level = {q: runtimes.load(out / f"m_{q}.onnx", threads=1).session.get_session_options().graph_optimization_level
+             for q in ("none", "fp16", "int8")}
+    assert level["none"] == level["fp16"] == ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    assert level["int8"] == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+
 def test_onnx_graph_carries_the_rewrites(onnx_exports):
     """The exported graph is the rewritten one: no Concat (LSG as two convs), and every bilinear Resize
     carries the narrower width c[i] (pointwise conv before the upsample)."""
