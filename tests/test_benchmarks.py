@@ -135,6 +135,14 @@ def test_targets_logic():
     assert t["tflite-int8 <= tflite (2 threads)"]["met"] is True and t["tflite-int8 <= tflite (1 thread)"]["met"] is False
     assert not any("4 threads" in k for k in t)
     assert t["benchmark run wall time"]["met"] is False
+    # with rounds, ratios are paired per round: one busy round (3rd) does not decide the verdict
+    rounds = [{"name": "torch", "threads": 1, "p50_ms": 40.0, "round_p50s_ms": [40.0, 40.0, 40.0]},
+              {"name": "onnx", "threads": 1, "p50_ms": 10.0, "round_p50s_ms": [10.0, 10.0, 30.0]},
+              {"name": "onnx-int8", "threads": 1, "p50_ms": 11.0, "round_p50s_ms": [9.0, 9.5, 33.0]}]
+    t = {x["target"].replace(" p50", ""): x for x in check_targets(rounds)}
+    assert t["onnx-int8 <= onnx (1 thread)"]["met"] is True  # per-round 0.90, 0.95, 1.10 -> median 0.95
+    assert "median of 3 paired rounds" in t["onnx-int8 <= onnx (1 thread)"]["value"]
+    assert t["best format <= 1/8 of PyTorch eager (onnx)"]["value"].startswith("0.250")
 
 
 def test_profile_ops_onnx_and_openvino(tmp_path, capsys):
