@@ -36,14 +36,13 @@ def profile_onnx(path: Path, threads: int = 2, runs: int = 50) -> Dict[str, floa
     import onnxruntime as ort
 
     import runtimes
-    from runtimes.onnx_backend import LEVEL_FOR_FLOAT, LEVEL_FOR_INT8
 
-    # profile what the backend runs: the same graph optimization level for this file
-    level = LEVEL_FOR_INT8 if runtimes.load(path).metadata.get("quantization") == "int8" else LEVEL_FOR_FLOAT
+    # profile what the backend runs: the graph optimization level its session chose for this file
+    level = runtimes.load(path).session.get_session_options().graph_optimization_level
     x = _image()
     with tempfile.TemporaryDirectory() as td:
         so = ort.SessionOptions()
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        so.graph_optimization_level = level
         so.intra_op_num_threads = threads
         so.enable_profiling = True
         so.profile_file_prefix = str(Path(td) / "p")

@@ -30,14 +30,16 @@ REWRITES = ("upsample_after_pointwise", "lsg_sum", "akf_delta")
 
 
 class PointwiseThenUpsample(nn.Module):
-    """ReLU(Up(conv_bn(x))): the up block of the decoder with its pointwise conv moved below the upsample."""
+    """ReLU(Up(conv_bn(x))): the up block of the decoder (Upsample2x, PointwiseBlock) with its pointwise
+    conv moved below the model's own upsample."""
 
-    def __init__(self, block: PointwiseBlock):
+    def __init__(self, block: nn.Sequential):
         super().__init__()
-        self.conv = fuse_conv_bn_eval(block[0], block[1])
+        self.up = block[0]
+        self.conv = fuse_conv_bn_eval(block[1][0], block[1][1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(F.interpolate(self.conv(x), scale_factor=2.0, mode="bilinear", align_corners=True))
+        return F.relu(self.up(self.conv(x)))
 
 
 class LSGSum(nn.Module):
@@ -86,7 +88,7 @@ def _replace(module: nn.Module, applied: List[str]) -> None:
             applied.append("lsg_sum")
         elif (isinstance(child, nn.Sequential) and len(child) == 2 and isinstance(child[0], Upsample2x)
               and isinstance(child[1], PointwiseBlock)):
-            setattr(module, name, PointwiseThenUpsample(child[1]))
+            setattr(module, name, PointwiseThenUpsample(child))
             applied.append("upsample_after_pointwise")
         else:
             _replace(child, applied)
