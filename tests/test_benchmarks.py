@@ -74,6 +74,8 @@ def test_rounds_interleave_and_pool_latencies(tmp_path):
     models = [REPO / "exports" / "aulunet_v3_ph2.onnx", REPO / "exports" / "aulunet_v3_ph2.tflite"]
     res = runner.run_all(models, [1], tmp_path / "eval.npz", 0, 4, 0, progress=False, rounds=3)
     assert res["settings"]["rounds"] == 3
+    with pytest.raises(SystemExit, match="--rounds 0: give 1 or more"):  # the device-side runner checks too
+        runner.main(["--models", str(models[0]), "--eval", str(tmp_path / "eval.npz"), "--rounds", "0"])
     for r in res["results"]:
         assert "error" not in r, r.get("error")
         assert len(r["round_p50s_ms"]) == 3 and all(v > 0 for v in r["round_p50s_ms"])
