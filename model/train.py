@@ -6,6 +6,12 @@ paper's text); `--schedule restart` is the public reference code's CosineAnneali
 which climbs back up and so restarts every 100 epochs. The best checkpoint (by pooled val DSC) and
 the last one (with optimizer and RNG state, for `--resume`) are written atomically after each
 epoch, with a JSON log of every epoch.
+
+Fast path (default; `--no-compile` turns it off): the training forward and loss run through
+`torch.compile` on channels_last tensors, which fuses the BatchNorm forward/backward that dominate
+the eager step (~1.5x on 2 CPU cores). Evaluation and `state_dict` stay on the plain module, so
+checkpoints carry no `_orig_mod.` keys. The first step compiles (~1 min cold, seconds with the
+inductor cache warm); an odd-sized last batch compiles once more.
 """
 from __future__ import annotations
 
@@ -48,6 +54,23 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def make_loss_fn(model: torch.nn.Module, compile: bool):
+    """(x, y) -> BCE + Dice loss of `model` on a batch; compiled when asked (the module stays plain)."""
+    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return bce_dice_loss(model(x), y)
+
+    return torch.compile(loss_of, dynamic=False) if compile else loss_of
+
+
+def train_step(loss_fn, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on an (already augmented) batch; returns the loss tensor (not synced)."""
+    loss = loss_fn(x.contiguous(memory_format=torch.channels_last), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
 @torch.no_grad()
 def evaluate_arrays(model, x: torch.Tensor, y: np.ndarray, batch: int = 16) -> dict:
     model.eval()
@@ -76,6 +99,8 @@ def parse_args(argv=None):
     p.add_argument("--limit-val", type=int, default=0, help="use only the first N validation images (0 = all)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="torch.compile the training forward + loss (--no-compile: plain eager)")
     p.add_argument("--out", default=None, help="run folder (default runs/<variant>_<schedule>_s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--stop-after", type=int, default=0, help="stop after this many epochs in total (simulates a kill)")
@@ -85,6 +110,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    for flag in ("epochs", "batch_size"):
+        if getattr(args, flag) < 1:
+            raise SystemExit(f"error: --{flag.replace('_', '-')} must be at least 1 (got {getattr(args, flag)})")
     name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
     try:
         get_config(name)
@@ -144,6 +172,7 @@ def main(argv=None) -> dict:
     }
     from tqdm import tqdm
 
+    loss_fn = make_loss_fn(model, args.compile)
     n = len(xtr_t)
     bar = tqdm(range(start, args.epochs), initial=start, total=args.epochs, desc=name, disable=not show)
     for epoch in bar:
@@ -157,12 +186,7 @@ def main(argv=None) -> dict:
         for i in range(0, n, args.batch_size):
             idx = perm[i:i + args.batch_size].to(device)
             xb, yb = augment(xtr_t[idx], ytr_t[idx], gen)
-            logits = model(xb.contiguous(memory_format=mem))
-            loss = bce_dice_loss(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+            losses.append(train_step(loss_fn, opt, xb, yb).item())
         val = evaluate_arrays(model, xva_t, yva)
         rec = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)), "val_dsc": val["dsc"],
                "val_miou": val["miou"], "seconds": round(time.time() - t0, 3)}
