@@ -2,7 +2,8 @@
 
 One confusion matrix pooled over all pixels of the split at 256x256 and threshold 0.5; keys
 `miou` (foreground IoU), `dsc`, `accuracy`, `specificity`, `sensitivity`, `n_images`, plus the
-per-image mean DSC. `--weights` takes any file that `runtimes.load` can open.
+per-image means ISIC reports: `mean_image_dsc`, `jaccard_mean` and `thresholded_jaccard` (per-image
+Jaccard set to 0 below 0.65, then averaged: the ISIC 2018 leaderboard metric). `--weights` takes any file that `runtimes.load` can open.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from model.data import DataError, Sample, load_arrays, open_dataset
+from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from model.data import DataError, Sample, load_arrays, open_dataset  # noqa: F401  (DataError: re-exported)
 from model.metrics import PooledMetrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,25 +47,30 @@ def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progr
     return out
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="model file (.pt, or any format runtimes.load opens)")
-    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset root: images/ + masks/ (+ split.json), ISIC or PH2 layout")
     p.add_argument("--split", default="val", help="train, val, test or all")
-    p.add_argument("--json", default=None, help="write the metrics here as JSON")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", default=None, help="also write the metrics here as JSON (default: print only)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for the runtime (0 = the runtime's default)")
+    p.add_argument("--allow-foreign", action="store_true",
+                   help="run a model file without this toolkit's metadata, assuming AULUNet's preprocessing and threshold")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_verbose(p)
     args = p.parse_args(argv)
+    check_ranges(args, {"threads": 0})
 
     import runtimes
     from model.checkpoint import atomic_write_text
 
-    try:
-        seg = runtimes.load(args.weights, threads=args.threads)
-        samples = open_dataset(args.data).subset(args.split)
-        res = evaluate_samples(seg, samples, progress=not args.no_progress)
-    except (DataError, runtimes.ModelFileError) as e:
-        raise SystemExit(f"error: {e}")
+    with quiet(args.verbose):
+        seg = runtimes.load(args.weights, threads=args.threads, allow_foreign=args.allow_foreign)
+    if seg.metadata.get("foreign"):
+        print(f"note: {args.weights} has no AULUNet metadata; assuming {runtimes.base.ASSUMED}", file=sys.stderr)
+    samples = open_dataset(args.data).subset(args.split)
+    res = evaluate_samples(seg, samples, progress=not args.no_progress)
     res.update({"weights": str(args.weights), "data": str(args.data), "split": args.split, "backend": seg.name})
     text = json.dumps(res, indent=1)
     if args.json:

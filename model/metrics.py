@@ -1,14 +1,19 @@
 """Segmentation metrics as the field reports them: one confusion matrix pooled over all pixels.
 
 "miou" is the foreground IoU TP/(TP+FP+FN) (what skin-lesion papers call mIoU), "dsc" is
-2TP/(2TP+FP+FN). numpy only.
+2TP/(2TP+FP+FN). ISIC's own figures are per image: "jaccard_mean" is the mean of per-image
+Jaccard (foreground IoU), "thresholded_jaccard" the same mean with every per-image Jaccard below
+0.65 set to 0 (the ISIC 2018 Task 1 leaderboard metric). An image whose mask and prediction are
+both empty scores 1. numpy only.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import numpy as np
+
+ISIC_JACCARD_THRESHOLD = 0.65
 
 
 def confusion(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -44,21 +49,32 @@ def scores(cm: np.ndarray) -> Dict[str, float]:
     }
 
 
+def thresholded_jaccard(per_image: Sequence[float], threshold: float = ISIC_JACCARD_THRESHOLD) -> float:
+    """ISIC 2018's score: per-image Jaccard, zeroed below `threshold`, averaged."""
+    j = np.asarray(per_image, dtype=np.float64)
+    return float(np.where(j >= threshold, j, 0.0).mean()) if j.size else float("nan")
+
+
 @dataclass
 class PooledMetrics:
     """Accumulate per image; `result()` gives pooled scores plus the per-image mean DSC."""
     cm: np.ndarray = field(default_factory=lambda: np.zeros(4, np.int64))
     per_image_dsc: List[float] = field(default_factory=list)
+    per_image_jaccard: List[float] = field(default_factory=list)
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
         for p, t in zip(np.asarray(pred), np.asarray(target)):
             c = confusion(p, t)
             self.cm += c
-            self.per_image_dsc.append(scores(c)["dsc"])
+            s = scores(c)
+            self.per_image_dsc.append(s["dsc"])
+            self.per_image_jaccard.append(s["miou"])
 
     def result(self) -> Dict:
         out = scores(self.cm)
         out["n_images"] = len(self.per_image_dsc)
         out["mean_image_dsc"] = float(np.mean(self.per_image_dsc)) if self.per_image_dsc else float("nan")
+        out["jaccard_mean"] = float(np.mean(self.per_image_jaccard)) if self.per_image_jaccard else float("nan")
+        out["thresholded_jaccard"] = thresholded_jaccard(self.per_image_jaccard)
         out["confusion"] = {k: int(v) for k, v in zip(("tn", "fp", "fn", "tp"), self.cm)}
         return out

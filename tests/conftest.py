@@ -7,7 +7,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PH2 = REPO.parent / "shared" / "data" / "ph2"
+DATA = REPO.parent / "shared" / "data"
+PH2 = DATA / "ph2"
 SHIPPED = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
 
 
@@ -16,6 +17,23 @@ def ph2() -> Path:
     if not (PH2 / "images").is_dir():
         pytest.skip(f"real PH2 data absent: {PH2} not found (CI always has it)")
     return PH2
+
+
+def _shared(name: str) -> Path:
+    folder = DATA / name
+    if not (folder / "images").is_dir():
+        pytest.skip(f"real {name} data absent: {folder} not found (CI always has it)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def isic2018() -> Path:
+    return _shared("isic2018")
+
+
+@pytest.fixture(scope="session")
+def isic2017() -> Path:
+    return _shared("isic2017")
 
 
 @pytest.fixture(scope="session")

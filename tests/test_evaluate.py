@@ -9,7 +9,7 @@ from model.checkpoint import CheckpointError, load_checkpoint
 from model.demo import main as demo_main
 from model.evaluate import main as evaluate_main
 
-KEYS = {"miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images"}
+KEYS = {"miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images", "jaccard_mean", "thresholded_jaccard"}
 
 
 def test_shipped_checkpoint_reaches_ph2_val_figure(shipped, ph2, tmp_path):

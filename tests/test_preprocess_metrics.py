@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.metrics import PooledMetrics, confusion, scores
+from model.metrics import PooledMetrics, confusion, scores, thresholded_jaccard
 from model.preprocess import PREPROCESSING, minmax_scale, preprocess_image, preprocess_mask, resize_bilinear, resize_nearest
 
 
@@ -66,3 +66,22 @@ def test_pooled_differs_from_per_image_mean():
     assert r["dsc"] == pytest.approx(160 / 161)
     assert r["mean_image_dsc"] == pytest.approx(0.5)
     assert r["confusion"] == {"tn": 119, "fp": 0, "fn": 1, "tp": 80}
+
+
+def test_isic_jaccard_figures_by_hand():
+    # Three 2x5 images: Jaccard 1/1, 3/4 = 0.75 (kept), 1/2 = 0.5 (below 0.65: counts as 0).
+    t = np.zeros((3, 2, 5), bool)
+    p = np.zeros((3, 2, 5), bool)
+    t[0, 0, 0] = p[0, 0, 0] = True                      # TP 1               -> J = 1
+    t[1, 0, :3] = True; p[1, 0, :4] = True              # TP 3, FP 1         -> J = 0.75
+    t[2, 1, :2] = True; p[2, 1, 0] = True               # TP 1, FN 1         -> J = 0.5
+    pm = PooledMetrics()
+    pm.update(p, t)
+    r = pm.result()
+    assert r["jaccard_mean"] == pytest.approx((1 + 0.75 + 0.5) / 3)
+    assert r["thresholded_jaccard"] == pytest.approx((1 + 0.75 + 0) / 3)
+    assert r["miou"] == pytest.approx(5 / 7)            # pooled: TP 5, FP 1, FN 1
+    assert thresholded_jaccard([0.65, 0.6499]) == pytest.approx(0.65 / 2)  # the bound itself is kept
+    empty = PooledMetrics()
+    empty.update(np.zeros((1, 4, 4), bool), np.zeros((1, 4, 4), bool))  # nothing to find, nothing found
+    assert empty.result()["jaccard_mean"] == 1.0 and empty.result()["thresholded_jaccard"] == 1.0

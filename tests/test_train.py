@@ -31,15 +31,23 @@ def test_schedules():
 
 
 def _args(out, *extra):
+    """Small real runs; eager unless a test asks for --compile (compiling costs ~20 s a shape)."""
+    compile_flag = [] if "--compile" in extra else ["--no-compile"]
     return ["--out", str(out), "--size", "64", "--limit-train", "8", "--limit-val", "4", "--threads", "2",
-            "--no-progress", *extra]
+            "--no-progress", *compile_flag, *extra]
+
+
+def _lowers_loss(losses):
+    """Training lowers the loss: a clear drop from the first epoch, not a wiggle. (Margins are wide:
+    the same run gives a last/first ratio of 0.80-0.86 across CPUs' instruction sets.)"""
+    return losses[-1] < 0.95 * losses[0] and max(losses[-3:]) < min(losses[:2])
 
 
 def test_short_real_training_lowers_loss(ph2, tmp_path):
     res = train_main(_args(tmp_path, "--data", str(ph2), "--epochs", "8", "--lr", "1e-2", "--limit-train", "16"))
     log = json.loads((tmp_path / "log.json").read_text())
     losses = [e["loss"] for e in log["epochs"]]
-    assert len(losses) == 8 and losses[-1] < losses[0] * 0.85, losses
+    assert len(losses) == 8 and _lowers_loss(losses), losses
     ck = load_checkpoint(tmp_path / "best.pt")
     assert ck["format"] == FORMAT and ck["model"] == "aulunet_v3"
     assert ck["config"]["channels"] == [5, 10, 15, 25, 35, 60] or tuple(ck["config"]["channels"]) == (5, 10, 15, 25, 35, 60)
@@ -77,3 +85,59 @@ def test_bad_data_and_variant_are_clear_errors(tmp_path):
         train_main(_args(tmp_path, "--data", str(tmp_path / "nope"), "--epochs", "1"))
     with pytest.raises(SystemExit, match="unknown model"):
         train_main(_args(tmp_path, "--variant", "v42", "--epochs", "1"))
+
+
+def test_compiled_steps_match_eager(ph2):
+    """The fast path (torch.compile of forward + loss) follows eager within float tolerance for 20 steps."""
+    from model.aulunet import build_model
+    from model.data import load_arrays, open_dataset
+    from model.train import make_loss_fn, train_step
+
+    x, y = load_arrays(open_dataset(ph2).subset("train")[:8], 64)
+    x, y = torch.from_numpy(x), torch.from_numpy(y).float().unsqueeze(1)
+    losses = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = build_model("v3").to(memory_format=torch.channels_last).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+        fn = make_loss_fn(model, compiled)
+        gen = torch.Generator().manual_seed(0)
+        losses[compiled] = [train_step(fn, opt, *augment(x, y, gen)).item() for _ in range(20)]
+        assert not any(k.startswith("_orig_mod") for k in model.state_dict())
+    diffs = [abs(a - b) for a, b in zip(losses[False], losses[True])]
+    # The same arithmetic up to rounding at first; rounding then grows as the trajectories drift
+    # (measured here: 6e-7 after 3 steps, 3e-3 on a loss of ~1.2 after 20).
+    assert max(diffs[:3]) < 1e-5, diffs
+    assert max(d / a for d, a in zip(diffs, losses[False])) < 1e-2, diffs
+    assert losses[True][-1] < losses[True][0]  # and it trains
+
+
+def test_compiled_resume_is_bit_identical(ph2, tmp_path):
+    """The committed ISIC run states resume on the compiled path: a killed + resumed run equals a straight one."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    common = ["--data", str(ph2), "--epochs", "2", "--compile", "--limit-train", "8"]
+    train_main(_args(straight, *common))
+    train_main(_args(killed, *common, "--stop-after", "1"))
+    train_main(_args(killed, *common, "--resume"))
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(killed / "last.pt")
+    assert a["train_args"]["compile"] is True
+    for k in a["state_dict"]:
+        assert not k.startswith("_orig_mod") and torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert [e["loss"] for e in a["history"]] == [e["loss"] for e in b["history"]]
+
+
+@pytest.mark.parametrize("flag", ["--epochs", "--batch-size"])
+def test_non_positive_sizes_are_one_line_errors(tmp_path, flag):
+    with pytest.raises(SystemExit, match=f"{flag} must be at least 1"):
+        train_main(_args(tmp_path / "run", flag, "0"))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["isic2018", "isic2017"])
+def test_short_real_isic_training_lowers_loss(name, request, tmp_path):
+    data = request.getfixturevalue(name)
+    train_main(_args(tmp_path, "--data", str(data), "--epochs", "6", "--lr", "1e-2", "--limit-train", "16"))
+    log = json.loads((tmp_path / "log.json").read_text())
+    losses = [e["loss"] for e in log["epochs"]]
+    assert len(losses) == 6 and _lowers_loss(losses), losses
+    assert log["run"]["data"]["split_source"] == "split.json" and log["run"]["data"]["n_train"] == 16

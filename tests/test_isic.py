@@ -1,0 +1,68 @@
+"""The ISIC 2018 / 2017 folders in ../shared, and the committed state of the ISIC training runs."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.data import load_arrays, open_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+IN_PROGRESS = REPO / "model" / "weights" / "in_progress"
+
+COUNTS = {"isic2018": (2594, {"train": 1815, "val": 259, "test": 520}, (192, 256)),
+          "isic2017": (2000, {"train": 1250, "val": 150, "test": 600}, (256, 256))}
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_isic_folders_load_with_their_splits(name, request):
+    root = request.getfixturevalue(name)
+    n, counts, (h, w) = COUNTS[name]
+    ds = open_dataset(root)
+    assert ds.layout == "generic" and ds.split_source == "split.json" and len(ds.samples) == n
+    assert {k: len(v) for k, v in ds.splits.items()} == counts
+    ids = [set(v) for v in ds.splits.values()]
+    assert sum(map(len, ids)) == len(set().union(*ids)) == n  # disjoint and complete
+    x, y = load_arrays(ds.subset("test")[:3], 256)
+    assert x.shape == (3, 3, 256, 256) and 0.0 <= x.min() and x.max() == 1.0
+    assert set(np.unique(y).tolist()) == {0, 1}
+    from PIL import Image
+
+    with Image.open(ds.subset("val")[0].image) as im:
+        assert im.size == (w, h)
+
+
+def test_isic_2017_and_2018_share_cases(isic2018, isic2017):
+    """Why a model trained on one must never be tested on the other (the folders' READMEs say so)."""
+    a = {s.id for s in open_dataset(isic2018).samples}
+    b = {s.id for s in open_dataset(isic2017).samples}
+    assert len(a & b) == 1800
+
+
+def _states():
+    return sorted(IN_PROGRESS.glob("*/last.pt")) if IN_PROGRESS.is_dir() else []
+
+
+@pytest.mark.parametrize("last", _states() or [pytest.param(None, marks=pytest.mark.skip(reason="no ISIC run in progress"))],
+                         ids=lambda p: p.parent.name if p else "none")
+def test_committed_run_state_resumes(last):
+    """A run committed mid-way (see model/weights/in_progress/README.md) loads into the model, the
+    optimizer and the generator exactly as `--resume` does, and its data are the split it started on."""
+    from model.aulunet import build_model
+    from model.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(last)
+    log = json.loads((last.parent / "log.json").read_text())
+    assert ck["epoch"] == len(ck["history"]) == len(log["epochs"]) >= 1
+    assert 0 < ck["epoch"] < ck["train_args"]["epochs"]  # a finished run is moved to model/weights, not left here
+    model = build_model(ck["model"])
+    model.load_state_dict(ck["state_dict"])
+    opt = torch.optim.AdamW(model.parameters())
+    opt.load_state_dict(ck["optimizer"])
+    torch.Generator().set_state(ck["rng"])
+    root = REPO.parent / "shared" / "data" / Path(ck["data"]["root"]).name
+    if not (root / "images").is_dir():
+        pytest.skip(f"{root} absent: cannot check the run's split (CI always has it)")
+    assert open_dataset(root).split_hash() == ck["data"]["split_hash"]
+    assert (last.parent / "best.pt").is_file()
