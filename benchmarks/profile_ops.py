@@ -5,7 +5,7 @@ for .onnx files and OpenVINO's performance counters (PERF_COUNT) for .xml files.
 per runtime, time per op type and kernel, for each file (default: the fp32 and INT8 ONNX and OpenVINO
 exports), so an INT8 file that is slower than fp32 is explained op by op rather than guessed at. The
 share of time spent at the full 256x256 resolution (ONNX Runtime, from the output shapes) is printed too.
-LiteRT's Python API has no per-op profiler; README "Speed" explains its INT8 numbers from the op counts.
+LiteRT's Python API has no per-op profiler; docs/benchmarks.md explains its INT8 numbers from the op counts.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+
+from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "exports"
@@ -103,19 +105,26 @@ def markdown(res: Dict[str, Dict[str, float]]) -> str:
     return "\n".join(rows)
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("files", nargs="*", default=[str(f) for f in DEFAULT])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--json", default=None, help="also write {file: {op: microseconds per run}} here")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:]))
+    p.add_argument("files", nargs="*", default=[str(f) for f in DEFAULT],
+                   help="exported .onnx / .xml files to profile (default: " + ", ".join(f.name for f in DEFAULT) + ")")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads of each runtime")
+    p.add_argument("--runs", type=int, default=50, help="profiled single-image runs per file (after 5 warm-up runs)")
+    p.add_argument("--json", default=None, help="also write {file: {op: microseconds per run}} here (default: print only)")
+    add_verbose(p)
     args = p.parse_args(argv)
+    check_ranges(args, {"threads": 1, "runs": 1})
     by_runtime: Dict[str, Dict[str, Dict[str, float]]] = {}
     for f in map(Path, args.files):
         if f.suffix not in PROFILERS or not f.is_file():
             raise SystemExit(f"error: {f}: not an existing .onnx or .xml file; export one with export/all.py")
+    for f in map(Path, args.files):
         runtime, fn = PROFILERS[f.suffix]
-        by_runtime.setdefault(runtime, {})[f.name] = fn(f, args.threads, args.runs)
+        with quiet(args.verbose):
+            by_runtime.setdefault(runtime, {})[f.name] = fn(f, args.threads, args.runs)
     for runtime, res in by_runtime.items():
         print(f"\n{runtime}, {args.threads} thread(s), {args.runs} runs\n\n{markdown(res)}")
     flat = {n: r for res in by_runtime.values() for n, r in res.items()}

@@ -19,7 +19,8 @@ from typing import Dict, Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 # What the runner imports on the device: numpy-only modules, never torch.
 BUNDLE = ["benchmarks/__init__.py", "benchmarks/runner.py", "runtimes", "model/__init__.py", "model/preprocess.py",
-          "model/metrics.py", "export/__init__.py", "export/formats.py"]
+          "model/metrics.py", "model/errors.py", "model/clitools.py", "model/safeio.py", "export/__init__.py",
+          "export/formats.py"]
 
 
 class RemoteError(RuntimeError):

@@ -28,6 +28,8 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import runner
+from model.clitools import HelpFormatter, check_ranges, user_errors
+from model.safeio import ensure_writable_dir
 from benchmarks.targets import check_targets
 from export.formats import FORMATS
 
@@ -35,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "exports"
 WEIGHTS = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
 DATA = REPO.parent / "shared" / "data" / "ph2"
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = REPO / "benchmarks" / "results"  # the committed results the docs cite: written only with --update-results
+DEFAULT_OUT = REPO / "outputs" / "benchmarks"  # git-ignored
 
 # Device profiles: default thread sweep and the board the results claim to come from.
 PROFILES = {
@@ -45,6 +48,13 @@ PROFILES = {
     "rpi5": {"threads": "1,2,4", "board": "Raspberry Pi 5"},
     "arm-emu": {"threads": "1", "board": None},  # aarch64 under qemu-user: numerics, not speed
 }
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
 
 
 def format_names(weights: Path = WEIGHTS, exports: Path = EXPORTS) -> Dict[str, Path]:
@@ -63,17 +73,23 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
     from model.checkpoint import model_from_checkpoint
     from model.data import load_arrays, load_rgb, open_dataset
 
+    from model.safeio import clean_stale_temps, temp_prefix
+
+    model, _ = model_from_checkpoint(weights)  # first: a bad --weights is reported before any image is read
     samples = open_dataset(data).subset(split)
     if count:
         samples = samples[:count]
     x, y = load_arrays(samples)
-    model, _ = model_from_checkpoint(weights)
     ref = torch_probabilities(model, x)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+    clean_stale_temps(path.parent, temp_prefix(path.stem))
+    tmp = path.with_name(f"{temp_prefix(path.stem)}{os.getpid()}.npz")
     raw = load_rgb(samples[0].image)  # one image at its own size: end-to-end predict() latency
-    np.savez_compressed(tmp, x=x, y=y.astype(bool), ref=ref.astype(np.float16), raw=raw)
-    os.replace(tmp, path)
+    try:
+        np.savez_compressed(tmp, x=x, y=y.astype(bool), ref=ref.astype(np.float16), raw=raw)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return {"data": data.name, "split": split, "n_images": len(samples)}
 
 
@@ -152,37 +168,49 @@ def choose_models(formats: Optional[str], names: Dict[str, Path]) -> Dict[str, P
     return {n: p for n, p in names.items() if p.is_file()}
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[7:]))
     p.add_argument("--device", default="host", help=f"one of {', '.join(PROFILES)}")
     p.add_argument("--formats", default=None, help="comma list (default: every format whose file exists): "
                    + ", ".join(format_names()))
     p.add_argument("--weights", default=str(WEIGHTS), help="checkpoint: the 'torch' entry and the reference")
     p.add_argument("--exports", default=str(EXPORTS), help="folder of exported files")
-    p.add_argument("--threads", default=None, help="comma list, e.g. 1,2,4 (default: the device profile's)")
+    p.add_argument("--threads", default=None, help="comma list, e.g. 1,2,4 (default: the device profile's: "
+                   + "; ".join(f"{k} {v['threads']}" for k, v in PROFILES.items()) + ")")
     p.add_argument("--data", default=str(DATA), help="dataset for accuracy (its --split)")
-    p.add_argument("--split", default="val")
+    p.add_argument("--split", default="val", help="split of --data whose images measure accuracy")
     p.add_argument("--eval-count", type=int, default=0, help="first N images only (0 = all)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs before timing, per entry")
+    p.add_argument("--runs", type=int, default=50,
+                   help="timed single-image runs per entry, at least: timing goes on until --min-seconds have "
+                        "passed as well, so there can be more (n_runs in the JSON is the real count)")
+    p.add_argument("--min-seconds", type=float, default=1.0,
+                   help="time each entry for at least this long (adds runs beyond --runs; 0 = exactly --runs)")
     p.add_argument("--rounds", type=int, default=1,
                    help="repeat the latency sweep N times, interleaved, and pool it (a busy or throttling "
                         "device then slows every format alike; the rounds' p50s are kept and compared)")
-    p.add_argument("--out", default=str(RESULTS), help="folder for <device>.json/.md/.png")
+    p.add_argument("--out", default=None, help=f"folder for <device>.json/.md/.png (default: {_rel(DEFAULT_OUT)}/, "
+                                               f"git-ignored; see --update-results)")
+    p.add_argument("--update-results", action="store_true",
+                   help=f"write into {_rel(RESULTS)}/, replacing the committed results that docs/benchmarks.md cites "
+                        f"(off by default: runs go to {_rel(DEFAULT_OUT)}/)")
     p.add_argument("--json", default=None, help="results JSON (default <out>/<device>.json)")
     p.add_argument("--markdown", default=None, help="Markdown table (default <out>/<device>.md)")
     p.add_argument("--plot", default=None, help="PNG (default <out>/<device>.png)")
     p.add_argument("--host", default=None, help="user@address: run on that device over SSH (key auth, known host)")
-    p.add_argument("--port", type=int, default=22)
-    p.add_argument("--identity", default=None, help="SSH private key file")
+    p.add_argument("--port", type=int, default=22, help="SSH port of --host")
+    p.add_argument("--identity", default=None, help="SSH private key file (default: ssh's own)")
     p.add_argument("--known-hosts", default=None, help="known_hosts file (default: ssh's own)")
     p.add_argument("--remote-python", default="python3", help="Python on the device, with requirements-device.txt")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if args.rounds < 1:
-        raise SystemExit(f"error: --rounds {args.rounds}: give 1 or more")
+    check_ranges(args, {"eval_count": 0, "warmup": 0, "runs": 1, "min_seconds": 0.0, "rounds": 1, "port": 1})
+    if args.port > 65535:
+        raise SystemExit(f"error: --port {args.port}: give a TCP port, 1-65535")
+    if args.update_results and args.out:
+        raise SystemExit("error: --update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
     if args.device not in PROFILES:
         raise SystemExit(f"error: unknown device '{args.device}'; choose from {', '.join(PROFILES)}")
     profile = PROFILES[args.device]
@@ -190,19 +218,23 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         board = runner.board_model() or ""
         if not board.startswith(profile["board"]):
             raise SystemExit(f"error: --device {args.device}: this machine is not a {profile['board']} "
-                             f"(board: {board or 'unknown'}); run it on the Pi, or use --device host")
+                             f"(board: {board or 'unknown'}); run it on the Pi, or from here with "
+                             f"--device {args.device} --host user@raspberrypi.local, or use --device host")
     weights, data = Path(args.weights), Path(args.data)
     if not weights.is_file():
         raise SystemExit(f"error: {weights}: checkpoint not found; pass --weights or train one (model/train.py)")
     if not data.is_dir():
         raise SystemExit(f"error: {data}: eval data not found; pass --data DIR with images and masks")
+    from model.checkpoint import load_checkpoint
+
+    load_checkpoint(weights)  # a file that is not a checkpoint is named before the exports are looked up by its name
     models = choose_models(args.formats, format_names(weights, Path(args.exports)))
     if args.device == "arm-emu" and not args.formats:
         models.pop("torch", None)  # the emulated device side has no torch, by design
     if not models:
         raise SystemExit(f"error: no model files in {args.exports}; run python export/all.py first")
     threads = runner.parse_threads(args.threads or profile["threads"])
-    out = Path(args.out)
+    out = ensure_writable_dir(RESULTS if args.update_results else Path(args.out or DEFAULT_OUT), "--out")
     eval_path = out / f"eval_{data.name}_{args.split}.npz"
     t0 = time.time()
     eval_info = write_eval_set(eval_path, data, args.split, args.eval_count, weights)
@@ -232,8 +264,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         if profile["board"] and not board.startswith(profile["board"]):
             res.setdefault("warnings", []).append(f"--device {args.device}, but {args.host} reports board '{board or 'unknown'}'")
     else:
-        res = runner.run_all(list(models.values()), threads, eval_path, args.warmup, args.runs, args.min_seconds,
-                             progress=not args.no_progress, names=names, rounds=args.rounds)
+        try:
+            res = runner.run_all(list(models.values()), threads, eval_path, args.warmup, args.runs, args.min_seconds,
+                                 progress=not args.no_progress, names=names, rounds=args.rounds)
+        finally:
+            eval_path.unlink(missing_ok=True)
     res["profile"] = args.device
     res["eval_set"] = eval_info
     res["wall_seconds"] = round(time.time() - t0, 1)
@@ -249,6 +284,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     plot(res, Path(args.plot or out / f"{args.device}.png"))
     eval_path.unlink(missing_ok=True)
     print(md)
+    note = "" if args.update_results else f" (the committed {_rel(RESULTS)}/ is unchanged: --update-results replaces it)"
+    print(f"\nwrote {json_path} and its .md and .png{note}")
     return res
 
 

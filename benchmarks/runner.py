@@ -223,6 +223,8 @@ def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, war
 
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if probs_dir:
+        Path(probs_dir).mkdir(parents=True, exist_ok=True)
     results, before = [], thermal()
     jobs = [(m, t) for m in models for t in threads]
     later: List[List[Dict]] = [[] for _ in jobs]
@@ -270,21 +272,26 @@ def parse_threads(text: str) -> List[int]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="*", default=[])
+    from model.clitools import HelpFormatter, check_ranges
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p.add_argument("--models", nargs="*", default=[], help="model files to measure, each in its own process")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--eval", required=True, help="eval set .npz written by benchmarks/run.py")
-    p.add_argument("--threads", default="1")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--min-seconds", type=float, default=1.0)
-    p.add_argument("--eval-count", type=int, default=0)
+    p.add_argument("--eval", required=True, help="eval set .npz written by benchmarks/run.py (required)")
+    p.add_argument("--threads", default="1", help="comma list of thread counts, e.g. 1,2,4")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs before timing, per entry")
+    p.add_argument("--runs", type=int, default=50, help="timed single-image runs per entry, at least (more while "
+                                                         "--min-seconds have not passed)")
+    p.add_argument("--min-seconds", type=float, default=1.0, help="time each entry for at least this long")
+    p.add_argument("--eval-count", type=int, default=0, help="first N eval images only (0 = all)")
     p.add_argument("--rounds", type=int, default=1, help="repeat the latency sweep, interleaved, and pool it")
     p.add_argument("--latency-only", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--json", default=None, help="write the results here (default: stdout)")
-    p.add_argument("--save-probs", default=None, help="folder (or, with --one, file) for each model's probabilities")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", default=None, help="write the results here (default: print them)")
+    p.add_argument("--save-probs", default=None, help="folder for each model's probabilities on the eval set "
+                                                      "(<model>.t<threads>.npy; default: not saved)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    check_ranges(args, {"warmup": 0, "runs": 1, "min_seconds": 0.0, "eval_count": 0})
     if not Path(args.eval).is_file():
         raise SystemExit(f"error: {args.eval}: eval set not found; benchmarks/run.py writes it (--data DIR)")
     if args.rounds < 1:
@@ -294,14 +301,20 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                           args.min_seconds, args.eval_count, args.save_probs, args.latency_only)
         print(json.dumps(res))
         return res
+    if not args.models:
+        raise SystemExit("error: --models: name at least one model file")
     res = run_all([Path(m) for m in args.models], parse_threads(args.threads), Path(args.eval), args.warmup,
                   args.runs, args.min_seconds, args.eval_count, progress=not args.no_progress,
                   probs_dir=Path(args.save_probs) if args.save_probs else None, rounds=args.rounds)
     text = json.dumps(res, indent=1)
     if args.json:
-        tmp = Path(args.json).with_name(Path(args.json).name + f".tmp{os.getpid()}")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, args.json)
+        from model.errors import UserError
+        from model.safeio import atomic_write_text
+
+        try:
+            atomic_write_text(args.json, text + "\n")
+        except UserError as e:
+            raise SystemExit(f"error: {e}") from None
     else:
         print(text)
     return res

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -37,26 +38,47 @@ def summary_markdown(rows: List[Dict]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
+    from model.clitools import HelpFormatter, add_verbose
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
+                                epilog="Each export is checked in its own runtime against PyTorch and written only if it "
+                                       "passes its gates; one that fails is reported and the others go on (exit code 1).")
+    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint to export (written by model/train.py)")
     p.add_argument("--formats", default=",".join(EXPORTABLE), help=f"comma list of {', '.join(EXPORTABLE)}")
-    p.add_argument("--out", default=str(EXPORTS), help="folder for the artifacts")
-    p.add_argument("--eval-data", default=None)
-    p.add_argument("--calib", default=None, help="INT8 calibration images (default: the checkpoint's training split)")
+    p.add_argument("--out", default=str(EXPORTS), help="folder for the artifacts, their numerics JSON and summary.json/.md")
+    p.add_argument("--eval-data", default=None,
+                   help="dataset for the parity checks (default: the checkpoint's own data, val split; if that is "
+                        "not here, synthetic images, with a note). A path that does not exist is an error")
+    p.add_argument("--calib", default=None, help="INT8 calibration images (default: the checkpoint's training split; "
+                                                 "INT8 is skipped with a note when neither is here)")
+    add_verbose(p)
     args = p.parse_args(argv)
     from export.calibration import locate_training_data
     from model.checkpoint import CheckpointError, atomic_write_text, model_from_checkpoint
+    from model.errors import UserError
+    from model.safeio import ensure_writable_dir
+    from runtimes.base import reason
 
+    keys = [k.strip() for k in args.formats.split(",") if k.strip()]
+    for key in keys:
+        if key not in EXPORTABLE:
+            raise SystemExit(f"error: unknown format '{key}'; choose from {', '.join(EXPORTABLE)}")
+    if not keys:
+        raise SystemExit(f"error: --formats '{args.formats}': name at least one of {', '.join(EXPORTABLE)}")
+    if args.eval_data and not Path(args.eval_data).is_dir():
+        raise SystemExit(f"error: {args.eval_data}: --eval-data folder not found; pass a dataset folder, or leave "
+                         f"--eval-data out to use the checkpoint's own data")
+    if args.calib and not Path(args.calib).is_dir():
+        raise SystemExit(f"error: {args.calib}: --calib folder not found; pass a folder of real lesion images")
     try:
         _, ckpt = model_from_checkpoint(Path(args.weights))
-    except CheckpointError as e:
-        raise SystemExit(f"error: {e}")
+        ensure_writable_dir(Path(args.out), "--out")
+    except (CheckpointError, UserError) as e:
+        raise SystemExit(f"error: {e}") from None
     can_calibrate = args.calib is not None or locate_training_data(ckpt) is not None
 
     rows = []
-    for key in args.formats.split(","):
-        if key not in EXPORTABLE:
-            raise SystemExit(f"error: unknown format '{key}'; choose from {', '.join(EXPORTABLE)}")
+    for key in keys:
         fmt = FORMATS[key]
         build = importlib.import_module(f"export.{Path(fmt.script).stem}").build
         for q in fmt.quantize:
@@ -66,14 +88,22 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
                 continue
             extra = ["--eval-data", args.eval_data] if args.eval_data else []
             extra += ["--calib", args.calib] if args.calib and q == "int8" else []
+            extra += ["--verbose"] if args.verbose else []
             try:
                 rows.append(run(key, build, ["--weights", args.weights, "--quantize", q, "--out", str(out), *extra]))
             except SystemExit as e:  # a failed gate or a broken tool: keep going, report it, exit 1 at the end
                 rows.append({"artifact": out.name, "error": str(e).removeprefix("error: ")})
+            except Exception as e:  # only with --verbose does run() let a tool's exception through: show it, go on
+                traceback.print_exc()
+                rows.append({"artifact": out.name, "error": f"{type(e).__name__}: {reason(e)}"})
     md = summary_markdown(rows)
+    if any(r.get("eval", {}).get("synthetic") for r in rows):
+        md += "\n\nParity checked on SYNTHETIC images (the checkpoint's data is not here): the DSC columns are not skin-lesion figures."
     atomic_write_text(Path(args.out) / "summary.json", json.dumps(rows, indent=1) + "\n")
     atomic_write_text(Path(args.out) / "summary.md", md + "\n")
     print(md)
+    written = sum(1 for r in rows if "passed" in r)
+    print(f"\n{written} export(s) in {Path(args.out)}/ (each with its .numerics.json), table in {Path(args.out) / 'summary.md'}")
     if any("error" in r for r in rows):
         raise SystemExit(1)
     return rows

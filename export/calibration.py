@@ -7,10 +7,11 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from model.data import DataError, IMAGE_EXTS, Sample, load_arrays, open_dataset
+from model.errors import UserError
 
 
-class CalibrationError(ValueError):
-    pass
+class CalibrationError(UserError):
+    """No usable calibration images; the message names the folder and the fix."""
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import numpy as np
 
 from export.formats import FORMATS, Format
@@ -24,35 +27,57 @@ EXPORTS = REPO / "exports"
 
 
 def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=f"Export an AULUNet checkpoint to {fmt.title} ({fmt.suffix}) and check parity.")
+    from model.clitools import HelpFormatter, add_verbose, check_ranges
+
+    p = argparse.ArgumentParser(prog=fmt.script, formatter_class=HelpFormatter,
+                                description=f"Export an AULUNet checkpoint to {fmt.title} ({fmt.suffix}) and check parity "
+                                            f"against PyTorch; the file is written only if every gate passes.")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint written by model/train.py")
-    p.add_argument("--quantize", default="none", choices=fmt.quantize)
-    p.add_argument("--calib", default=None, help="real images for INT8 calibration (default: the checkpoint's training split)")
+    p.add_argument("--quantize", default="none", choices=fmt.quantize, help="weight/activation precision of the export")
+    p.add_argument("--calib", default=None, help="INT8 only: dataset root or folder of real images to calibrate on "
+                                                 "(default: the checkpoint's own training split, when it is here)")
     p.add_argument("--calib-count", type=int, default=0, help="use only the first N calibration images (0 = all)")
-    p.add_argument("--eval-data", default=None, help="dataset for the parity check (default: the checkpoint's data, val split)")
-    p.add_argument("--eval-split", default="val")
+    p.add_argument("--eval-data", default=None,
+                   help="dataset for the parity check (default: the checkpoint's own data; if that is not here, "
+                        "8 synthetic images, with a note). A path that does not exist is an error")
+    p.add_argument("--eval-split", default="val", help="split of --eval-data to check on")
     p.add_argument("--eval-count", type=int, default=0, help="use only the first N evaluation images (0 = all)")
-    p.add_argument("--out", default=None, help=f"output file (default exports/<checkpoint>[_<quantize>]{fmt.suffix})")
-    return p.parse_args(argv)
+    p.add_argument("--out", default=None, help=f"output file, its name ending in {fmt.suffix} "
+                                               f"(default: exports/<checkpoint>[_<quantize>]{fmt.suffix})")
+    add_verbose(p)
+    args = p.parse_args(argv)
+    check_ranges(args, {"calib_count": 0, "eval_count": 0})
+    return args
 
 
 def eval_set(args, ckpt: Dict):
-    """Images (N,3,S,S), masks (N,S,S) or None, and a description; synthetic when no real data is here."""
-    from model.data import load_arrays, open_dataset
+    """Images (N,3,S,S), masks (N,S,S) or None, and a description. An explicit --eval-data must exist; only
+    the default (the checkpoint's own data) may fall back to synthetic images, and then it says so."""
+    from model.data import DataError, load_arrays, open_dataset
     from model.synthetic import make_lesion
     from model.preprocess import preprocess_image, preprocess_mask
 
     from export.calibration import locate_training_data
 
-    root = Path(args.eval_data) if args.eval_data else locate_training_data(ckpt)
-    if root is not None and root.is_dir():
+    if args.eval_data:
+        root = Path(args.eval_data)
+        if not root.is_dir():
+            raise DataError(f"{root}: --eval-data folder not found; pass a dataset folder (images/ + masks/, ISIC or PH2), "
+                            f"or leave --eval-data out to use the checkpoint's own data")
+    else:
+        root = locate_training_data(ckpt)
+    if root is not None:
         samples = open_dataset(root).subset(args.eval_split)
         if args.eval_count:
             samples = samples[: args.eval_count]
         x, y = load_arrays(samples)
         return x, y, {"data": root.name, "split": args.eval_split, "n_images": len(samples), "synthetic": False}
+    n = args.eval_count or 8
+    print(f"note: the checkpoint's data ({ckpt.get('data', {}).get('root')}) is not here: parity is checked on {n} "
+          f"SYNTHETIC images, so the DSC printed is not a skin-lesion figure; pass --eval-data DIR for real images",
+          file=sys.stderr)
     rng = np.random.default_rng(0)
-    pairs = [make_lesion(rng) for _ in range(args.eval_count or 8)]
+    pairs = [make_lesion(rng) for _ in range(n)]
     x = np.stack([preprocess_image(img) for img, _ in pairs])
     y = np.stack([preprocess_mask(m) for _, m in pairs])
     return x, y, {"data": "synthetic", "split": "all", "n_images": len(pairs), "synthetic": True}
@@ -67,49 +92,84 @@ def torch_probabilities(model, x: np.ndarray, batch: int = 8) -> np.ndarray:
 
 
 def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> Dict:
-    """Export, check parity, write artifact + numerics JSON atomically. Raises SystemExit on any failure."""
+    """Export, check parity, write artifact + numerics JSON atomically. Raises SystemExit on any failure,
+    with one line (the tools' own output is hidden unless --verbose)."""
     import runtimes
-    from export.calibration import CalibrationError, calibration_set
-    from export.metadata import build_metadata
-    from export.parity import check_gates, compare, failures, versions
-    from export.rewrites import inference_graph
-    from model.checkpoint import CheckpointError, atomic_write_text, file_sha256, model_from_checkpoint
-    from model.data import DataError
+    from model.errors import UserError
+    from model.safeio import clean_stale_temps, ensure_writable_dir, temp_prefix
 
     fmt = FORMATS[fmt_key]
     args = parse_args(fmt, argv)
     weights = Path(args.weights)
     out = Path(args.out) if args.out else EXPORTS / fmt.filename(weights.stem, args.quantize)
     if out.suffix != fmt.suffix:
-        raise SystemExit(f"error: {out}: a {fmt.title} export must end in {fmt.suffix}")
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{fmt.suffix}")
+        raise SystemExit(f"error: {out}: a {fmt.title} export must end in {fmt.suffix}; pass --out NAME{fmt.suffix}")
+    try:
+        ensure_writable_dir(out.parent, "--out")
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+    clean_stale_temps(out.parent, temp_prefix(out.stem))  # left by an export that was killed
+    tmp = out.with_name(f"{temp_prefix(out.stem)}{os.getpid()}{fmt.suffix}")
     tmp_files = [tmp] + [tmp.with_suffix(c) for c in fmt.companions]
 
     def discard_tmp():
         for path in tmp_files:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
     try:
-        model, ckpt = model_from_checkpoint(weights)
-        calib, calib_info = (None, None)
-        if args.quantize == "int8":
-            calib, calib_info = calibration_set(args.calib, ckpt, args.calib_count)
-        meta = build_metadata(ckpt, weights, fmt.key, args.quantize, calib_info, fmt.layout)
-        graph = inference_graph(model)
-        meta["graph_rewrites"] = graph.rewrites
-        x, y, eval_info = eval_set(args, ckpt)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.time()
+        numerics = _export(fmt, build, args, weights, out, tmp, tmp_files)
+    except UserError as e:
+        discard_tmp()
+        raise SystemExit(f"error: {e}") from None
+    except OSError as e:
+        discard_tmp()
+        raise SystemExit(f"error: {e.filename or out}: cannot write it ({e.strerror or type(e).__name__}); "
+                         f"pass --out in a writable folder") from None
+    except (SystemExit, KeyboardInterrupt):
+        discard_tmp()
+        raise
+    except Exception as e:  # a converter or runtime that broke: one line, the details with --verbose
+        discard_tmp()
+        if args.verbose:
+            raise
+        raise SystemExit(f"error: {out}: the {fmt.title} export failed ({type(e).__name__}: {runtimes.base.reason(e)}); "
+                         f"rerun with --verbose to see the tools' output") from None
+    summary = {k: numerics[k] for k in ("artifact", "quantization", "max_abs_diff", "mask_iou_mean", "flipped_fraction")}
+    if "export_metrics" in numerics:
+        summary["dsc"] = numerics["export_metrics"]["dsc"]
+    if numerics["eval"].get("synthetic"):
+        summary["eval"] = "SYNTHETIC images"
+    summary["wrote"] = [str(out), *(str(out.with_suffix(c)) for c in fmt.companions), str(out.with_name(out.name + ".numerics.json"))]
+    print(json.dumps(summary))
+    return numerics
+
+
+def _export(fmt: Format, build: Callable, args, weights: Path, out: Path, tmp: Path, tmp_files) -> Dict:
+    import runtimes
+    from export.calibration import calibration_set
+    from export.metadata import build_metadata
+    from export.parity import check_gates, compare, failures, versions
+    from export.rewrites import inference_graph
+    from model.checkpoint import atomic_write_text, file_sha256, model_from_checkpoint
+    from model.clitools import quiet
+
+    model, ckpt = model_from_checkpoint(weights)
+    calib, calib_info = (None, None)
+    if args.quantize == "int8":
+        calib, calib_info = calibration_set(args.calib, ckpt, args.calib_count)
+    meta = build_metadata(ckpt, weights, fmt.key, args.quantize, calib_info, fmt.layout)
+    graph = inference_graph(model)
+    meta["graph_rewrites"] = graph.rewrites
+    x, y, eval_info = eval_set(args, ckpt)
+    t0 = time.time()
+    with quiet(args.verbose):
         build(graph, meta, args.quantize, calib, tmp)
         export_s = time.time() - t0
         seg = runtimes.load(tmp)
         got = seg.probabilities(x)
-        ref = torch_probabilities(model, x)
-    except (CheckpointError, CalibrationError, DataError, runtimes.ModelFileError) as e:
-        discard_tmp()
-        raise SystemExit(f"error: {e}")
-    except BaseException:
-        discard_tmp()
-        raise
+    ref = torch_probabilities(model, x)
     numbers = compare(ref, got, y, meta["threshold"])
     gates = check_gates(numbers, args.quantize)
     numerics = {
@@ -133,7 +193,6 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
     failed_path = out.with_name(out.name + ".numerics.failed.json")
     if not numerics["passed"]:
         atomic_write_text(failed_path, json.dumps(numerics, indent=1) + "\n")
-        discard_tmp()
         raise SystemExit(f"error: {out}: parity gate failed ({'; '.join(failures(gates))}); nothing written, details in {failed_path}")
     for c in fmt.companions:  # companions first: the model file appears last, complete
         os.replace(tmp.with_suffix(c), out.with_suffix(c))
@@ -142,12 +201,30 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
     numerics["sha256"] = file_sha256(out)
     numerics["companion_sha256"] = {c: file_sha256(out.with_suffix(c)) for c in fmt.companions}
     atomic_write_text(numerics_path, json.dumps(numerics, indent=1) + "\n")
-    summary = {k: numerics[k] for k in ("artifact", "quantization", "max_abs_diff", "mask_iou_mean", "flipped_fraction")}
-    if "export_metrics" in numerics:
-        summary["dsc"] = numerics["export_metrics"]["dsc"]
-    print(json.dumps(summary))
     return numerics
 
 
 def script_main(fmt_key: str, build: Callable) -> None:
     run(fmt_key, build, sys.argv[1:])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """`python export/cli.py FORMAT [exporter flags]`: the same as export/to_<format>.py."""
+    import importlib
+
+    from model.clitools import HelpFormatter
+
+    exporters = {k: f for k, f in FORMATS.items() if f.script.startswith("export/")}
+    p = argparse.ArgumentParser(prog="export/cli.py", formatter_class=HelpFormatter,
+                                description=__doc__.split("\n\n")[0] + "\n\nRun an exporter through it: "
+                                + ", ".join(f"{k} = {f.script}" for k, f in exporters.items())
+                                + ".\nFlags after FORMAT go to the exporter (FORMAT --help lists them).")
+    p.add_argument("format", choices=sorted(exporters), help="which exporter to run")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="the exporter's own flags")
+    args = p.parse_args(argv)
+    fmt = exporters[args.format]
+    run(fmt.key, importlib.import_module(f"export.{Path(fmt.script).stem}").build, args.rest)
+
+
+if __name__ == "__main__":
+    main()

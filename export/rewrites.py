@@ -11,7 +11,7 @@ the *unrewritten* PyTorch model (export/cli.py compares with the checkpoint's ow
   a concat and one conv (BN folded into W_d).
 - akf_delta: alpha * P1 + (1 - alpha) * P2 == P2 + alpha * (P1 - P2) for two-path AKF.
 
-Measured (README, "Latency"): 5-13% lower single-image latency on ONNX Runtime, OpenVINO and LiteRT,
+Measured (docs/benchmarks.md): 5-13% lower single-image latency on ONNX Runtime, OpenVINO and LiteRT,
 max |logit diff| ~3e-5. Ablation blocks (PlainDW, AddSkip, three-path AKF) are left as they are.
 """
 from __future__ import annotations

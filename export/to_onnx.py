@@ -3,7 +3,7 @@
 fp32: torch.onnx (TorchScript exporter, opset 17, dynamic batch), simplified with onnxsim.
 fp16: onnxconverter-common's float16 conversion, float32 input/output kept.
 int8: onnxruntime.quantization.quantize_static, QDQ, Conv only, per-tensor weights, MinMax calibration on
-      real images. Measured on PH2 val (README, "INT8"): per-channel weights flip masks (mean IoU vs fp32
+      real images. Measured on PH2 val (docs/export.md, "INT8 recipes"): per-channel weights flip masks (mean IoU vs fp32
       0.77), per-tensor keeps them (0.98).
 Metadata travels in the model's metadata_props under the key "aulunet" (JSON).
 """
@@ -24,7 +24,7 @@ from export.metadata import METADATA_KEY, dumps
 
 OPSET = 17
 # Which op types INT8 touches. Only Conv: quantizing the gate arithmetic (Mul/Sub/Add of AKF, RGF
-# and LSG) and the sigmoids flips masks (see README, "INT8").
+# and LSG) and the sigmoids flips masks (see docs/export.md, "INT8 recipes").
 INT8_OP_TYPES = ["Conv"]
 
 

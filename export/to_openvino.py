@@ -5,7 +5,7 @@ fp32: saved with compress_to_fp16=False (save_model compresses weights to fp16 b
 fp16: weights stored as fp16.
 int8: the onnxruntime QDQ model of export/to_onnx.py (same calibration, Conv only, per-tensor), converted:
       OpenVINO's ONNX frontend turns QuantizeLinear/DequantizeLinear into FakeQuantize and the CPU plugin
-      runs every Convolution in u8. Measured on PH2 val (README, "INT8"): mask IoU vs fp32 0.98, -0.11 pt
+      runs every Convolution in u8. Measured on PH2 val (docs/export.md, "INT8 recipes"): mask IoU vs fp32 0.98, -0.11 pt
       DSC. nncf.quantize on the IR missed the gate however its ignored scope was set: default -1.3 pt;
       AKF gate convs, elementwise ops, pooling, resize and concat kept float -0.57 pt; MIXED preset -16 pt.
 Metadata travels in the IR's rt_info under "aulunet" (JSON).

@@ -5,7 +5,7 @@ fp32: litert-torch (the renamed ai-edge-torch) converts the model wrapped by `to
       leave no TRANSPOSE in the graph (a test checks).
 int8: ai-edge-quantizer, static min-max calibration on real images: every CONV_2D and DEPTHWISE_CONV_2D
       gets int8 weights (per channel) and int8 activations, except the AKF gate convs (1x1 conv on the
-      global average), which stay float. Measured on PH2 val (README, "INT8"): all convs quantized ->
+      global average), which stay float. Measured on PH2 val (docs/export.md, "INT8 recipes"): all convs quantized ->
       mask IoU vs fp32 0.937 / -2.3 pt DSC; the gate convs kept float -> 0.993 / -0.03 pt; the library's
       full-integer default (every op) -> 0.948 / -1.7 pt. Input and output stay float32.
 fp16 is not offered: XNNPACK computes fp16-weight files in fp32 on CPUs, and Android's GPU delegate runs

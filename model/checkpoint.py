@@ -2,42 +2,19 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Tuple
 
 import torch
 
 from .aulunet import AULUNet, AULUNetConfig
+from .errors import CheckpointError
+from .safeio import atomic_write_bytes, atomic_write_text  # noqa: F401  (the helpers live in safeio, torch-free)
 
 FORMAT = "aulunet-checkpoint/1"
 TOOLKIT_VERSION = "0.1.0"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the fix."""
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+# What every checkpoint written by model/train.py carries; a header without one of them cannot be used.
+REQUIRED = {"state_dict": dict, "config": dict, "model": str, "preprocessing": dict, "threshold": (int, float)}
 
 
 def save_atomic(obj, path) -> None:
@@ -64,14 +41,26 @@ def load_checkpoint(path, map_location="cpu") -> Dict:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for truncated/foreign files
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}); re-download or retrain it") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an AULUNet checkpoint (no '{FORMAT}' header); use a file written by model/train.py")
+    for key, kind in REQUIRED.items():
+        if not isinstance(ckpt.get(key), kind):
+            what = "lacks" if key not in ckpt else "has a malformed"
+            raise CheckpointError(f"{path}: checkpoint {what} '{key}' (needed to rebuild and run the model); "
+                                  f"the file is damaged or from another tool: retrain it with model/train.py")
+    if not 0.0 < float(ckpt["threshold"]) < 1.0:
+        raise CheckpointError(f"{path}: its threshold {ckpt['threshold']} is not a probability between 0 and 1; "
+                              f"the file is damaged: retrain it with model/train.py")
     return ckpt
 
 
 def model_from_checkpoint(path, map_location="cpu") -> Tuple[AULUNet, Dict]:
     ckpt = load_checkpoint(path, map_location)
-    model = AULUNet(AULUNetConfig.from_dict(ckpt["config"]))
+    try:
+        model = AULUNet(AULUNetConfig.from_dict(ckpt["config"]))
+    except (TypeError, ValueError, KeyError, IndexError) as e:
+        raise CheckpointError(f"{path}: its 'config' does not describe an AULUNet ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); retrain it with model/train.py") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -24,15 +24,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .preprocess import INPUT_SIZE, preprocess_image, preprocess_mask
+from .errors import DataError
+from .preprocess import INPUT_SIZE, image_problem, preprocess_image, preprocess_mask
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_SUFFIXES = ("", "_segmentation", "_lesion", "_mask")
 SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,18 @@ class Dataset:
     split_source: str
 
     def subset(self, split: str) -> List[Sample]:
+        """The samples of one split ("all": every sample). A split that is missing or empty is an error:
+        metrics over no images would read as a perfect score."""
         if split == "all":
             return list(self.samples)
         if split not in self.splits:
-            raise DataError(f"{self.root}: no '{split}' split (have {', '.join(sorted(self.splits))}); use --split all or add it to split.json")
+            have = ", ".join(sorted(self.splits)) or "none"
+            fix = "add it to split.json" if self.split_source == "split.json" else "use another split"
+            raise DataError(f"{self.root}: no '{split}' split (have {have}); {fix}")
+        if not self.splits[split]:
+            fix = (f"list image ids under '{split}' in split.json" if self.split_source == "split.json" else
+                   f"add images ({len(self.samples)} found) or write a split.json")
+            raise DataError(f"{self.root}: the '{split}' split is empty ({self.split_source}); {fix}")
         by_id = {s.id: s for s in self.samples}
         return [by_id[i] for i in self.splits[split]]
 
@@ -183,19 +188,52 @@ def open_dataset(root, seed: int = 0, require_masks: bool = True) -> Dataset:
             splits.setdefault(s.split, []).append(s.id)
         source = "official ISIC folders"
     elif split_file.is_file():
-        try:
-            raw = json.loads(split_file.read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(f"{split_file}: not valid JSON ({e}); fix or delete it to use a seeded split")
-        splits = {k: list(v) for k, v in raw.items() if k in SPLITS}
-        unknown = sorted(set(i for v in splits.values() for i in v) - set(ids))
-        if unknown:
-            raise DataError(f"{split_file}: lists id '{unknown[0]}' ({len(unknown)} in all) with no image in {root}; fix split.json or restore the image")
+        splits = read_split_file(split_file, ids, root)
         source = "split.json"
     else:
         splits = deterministic_split(ids, seed)
         source = f"sorted ids, seed {seed}, 80/20"
     return Dataset(root, layout, samples, splits, source)
+
+
+def read_split_file(split_file: Path, ids: Sequence[str], root: Path) -> Dict[str, List[str]]:
+    """{"train": [ids], "val": [ids], "test": [ids]} from split.json, checked: lists of known image ids,
+    no id twice, no id in two splits (a leak: a model would be scored on images it was trained on).
+    Keys whose values are not lists ("seed", "note") are notes and ignored; a list under any other key
+    ("validation") is an error, since its images would silently go unused."""
+    try:
+        raw = json.loads(split_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{split_file}: not valid JSON ({type(e).__name__}: {str(e).splitlines()[0]}); fix or delete it to use a seeded split") from None
+    except OSError as e:
+        raise DataError(f"{split_file}: cannot read it ({e.strerror or type(e).__name__}); fix its permissions or delete it") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{split_file}: expected an object like {{\"train\": [ids], \"val\": [ids]}}, got a JSON {type(raw).__name__}; fix or delete it")
+    stray = sorted(k for k, v in raw.items() if k not in SPLITS and isinstance(v, list))
+    if stray:
+        raise DataError(f"{split_file}: unknown split '{stray[0]}'; name the splits {', '.join(SPLITS)}")
+    splits: Dict[str, List[str]] = {}
+    for k in SPLITS:
+        if k not in raw:
+            continue
+        v = raw[k]
+        if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
+            raise DataError(f"{split_file}: '{k}' must be a list of image ids (strings), e.g. [\"IMD002\", ...]; fix split.json")
+        twice = sorted({i for i in v if v.count(i) > 1}) if len(set(v)) != len(v) else []
+        if twice:
+            raise DataError(f"{split_file}: '{k}' lists id '{twice[0]}' more than once; list each image once")
+        splits[k] = list(v)
+    unknown = sorted(set(i for v in splits.values() for i in v) - set(ids))
+    if unknown:
+        raise DataError(f"{split_file}: lists id '{unknown[0]}' ({len(unknown)} in all) with no image in {root}; fix split.json or restore the image")
+    names = list(splits)
+    for a_i, a in enumerate(names):
+        for b in names[a_i + 1:]:
+            both = sorted(set(splits[a]) & set(splits[b]))
+            if both:
+                raise DataError(f"{split_file}: id '{both[0]}' is in both '{a}' and '{b}' ({len(both)} shared): a leak; "
+                                f"put each image in one split only")
+    return splits
 
 
 # --------------------------------------------------------------------------- loading
@@ -220,27 +258,51 @@ def load_rgb(path: Path) -> np.ndarray:
             if im.mode != "RGB":
                 warnings.warn(f"{path}: {im.mode} image converted to RGB", stacklevel=2)
                 im = im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+            rgb = np.asarray(im, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: cannot decode image ({e.__class__.__name__}); replace the corrupt file") from None
+    problem = image_problem(rgb)
+    if problem:
+        raise DataError(f"{path}: {problem}")
+    return rgb
+
+
+# Single-channel modes whose values are read as they are; every other mode (palette, RGB, ...) is read by
+# colour: its grey level, so a palette mask means what it shows, whatever its palette order.
+_MASK_VALUE_MODES = ("1", "L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _mask_values(im) -> np.ndarray:
+    if im.mode in _MASK_VALUE_MODES:
+        return np.asarray(im)
+    grey = np.asarray(im.convert("L"))
+    if "A" in im.getbands() or "transparency" in im.info:  # lesion drawn in the alpha channel only
+        alpha = np.asarray(im.convert("RGBA"))[..., 3]
+        if len(np.unique(grey)) == 1 and len(np.unique(alpha)) == 2:
+            return alpha
+    return grey
 
 
 def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """bool HxW from a binary mask file (0/255 or 0/1); checks its size against the image."""
+    """bool HxW from a binary mask file; checks its size against the image.
+
+    Binary means one or two values, the lower one 0 (background): 0/255, 0/1, 16-bit 0/65535, a palette
+    whose colours are black and any other colour. Palette and colour masks are read by colour, not by
+    palette index. Lesion = the non-zero value."""
     from PIL import Image, UnidentifiedImageError
 
     path = _check_file(path, "mask")
     try:
         with Image.open(path) as im:
             im.load()
-            arr = np.asarray(im.convert("L") if im.mode not in ("L", "1", "P", "I", "I;16") else im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+            arr = _mask_values(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: cannot decode mask ({e.__class__.__name__}); replace the corrupt file") from None
-    if arr.ndim == 3:
-        arr = arr[..., 0]
     values = np.unique(arr)
-    if not (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1} or arr.dtype == bool):
-        raise DataError(f"{path}: mask is not binary ({len(values)} distinct values, e.g. {values[:4].tolist()}); save it with 0 for background and 255 for lesion")
+    if arr.dtype != bool and (len(values) > 2 or (len(values) == 2 and values[0] != 0) or values.min(initial=0) < 0):
+        shown = values[:4].tolist()
+        why = f"{len(values)} distinct values, e.g. {shown}" if len(values) > 2 else f"values {shown}, none of them 0"
+        raise DataError(f"{path}: mask is not binary ({why}); save it with 0 for background and one other value (e.g. 255) for lesion")
     if image_shape is not None and tuple(arr.shape[:2]) != tuple(image_shape):
         raise DataError(f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} but its image is {image_shape[1]}x{image_shape[0]}; resize the mask to the image")
     return arr > 0

@@ -17,6 +17,7 @@ from typing import Dict, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from model.evaluate import DEFAULT_DATA, DEFAULT_WEIGHTS, evaluate_samples
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,16 +32,20 @@ def metrics_markdown(res: Dict, label: str) -> str:
     return "\n".join([head, sep, row])
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
-    p.add_argument("--data", default=None, help="dataset root; default ../shared/data/ph2, else synthetic")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="model file to evaluate (.pt or any exported format)")
+    p.add_argument("--data", default=None, help="dataset root (default: ../shared/data/ph2 when present, else 6 synthetic "
+                                                "images, labelled so); a path that does not exist is an error")
     p.add_argument("--synthetic", action="store_true", help="use synthetic lesions even when real data is present")
-    p.add_argument("--split", default=None, help="default: val for real data, all for synthetic")
-    p.add_argument("--out", default=str(REPO / "outputs" / "demo"))
+    p.add_argument("--split", default=None, help="split to evaluate (default: val for real data, all for synthetic)")
+    p.add_argument("--out", default=str(REPO / "outputs" / "demo"), help="folder for metrics.json, metrics.md, overlays.png")
     p.add_argument("--figures", type=int, default=6, help="rows in overlays.png")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_verbose(p)
     args = p.parse_args(argv)
+    check_ranges(args, {"figures": 1})
 
     import runtimes
     from model.checkpoint import atomic_write_text
@@ -48,7 +53,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from model.synthetic import is_synthetic, write_synthetic_dataset
     from model.visualize import figure_grid
 
-    out = Path(args.out)
+    from model.safeio import ensure_writable_dir
+
+    out = ensure_writable_dir(Path(args.out), "--out")
     data = Path(args.data) if args.data else (DEFAULT_DATA if DEFAULT_DATA.is_dir() and not args.synthetic else None)
     if data is None:
         data = write_synthetic_dataset(out / "synthetic_data", n=6)
@@ -56,7 +63,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     synthetic = is_synthetic(data)
     split = args.split or ("all" if synthetic else "val")
     try:
-        seg = runtimes.load(args.weights)
+        with quiet(args.verbose):
+            seg = runtimes.load(args.weights)
         samples = open_dataset(data).subset(split)
         res = evaluate_samples(seg, samples, progress=not args.no_progress)
         shown = samples[: args.figures]

@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from model.clitools import HelpFormatter, user_errors  # noqa: E402
+
 BASE_URL = "https://isic-challenge-data.s3.amazonaws.com"
 
 ARCHIVES: Dict[str, List[str]] = {
@@ -124,18 +126,25 @@ def download(dataset: str, dest, base_url: str = BASE_URL, keep_archives: bool =
     return dest
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("dataset", choices=sorted(ARCHIVES))
-    p.add_argument("--dest", default=None, help="target folder (default data/<dataset>)")
-    p.add_argument("--base-url", default=BASE_URL)
-    p.add_argument("--keep-archives", action="store_true")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p.add_argument("dataset", choices=sorted(ARCHIVES), help="which challenge's Task 1 archives")
+    p.add_argument("--dest", default=None, help="target folder (default: data/<dataset> in the repository)")
+    p.add_argument("--base-url", default=BASE_URL, help="where the archives are served")
+    p.add_argument("--keep-archives", action="store_true", help="keep the .zip files after unpacking")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    dest = Path(args.dest or Path(__file__).resolve().parents[1] / "data" / args.dataset)
+    from model.safeio import ensure_writable_dir
+
+    dest = ensure_writable_dir(Path(args.dest or Path(__file__).resolve().parents[1] / "data" / args.dataset), "--dest")
     try:
-        download(args.dataset, dest, args.base_url, args.keep_archives)
+        download(args.dataset, dest, args.base_url, args.keep_archives, progress=not args.no_progress)
     except DownloadError as e:
         raise SystemExit(f"error: {e}")
+    except OSError as e:  # disk full, a file in the way
+        raise SystemExit(f"error: {e.filename or dest}: cannot write it ({e.strerror or type(e).__name__}); "
+                         f"free space or pass --dest elsewhere") from None
     print(f"{args.dataset} ready in {dest}")
 
 

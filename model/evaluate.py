@@ -57,6 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for the runtime (0 = the runtime's default)")
     p.add_argument("--allow-foreign", action="store_true",
                    help="run a model file without this toolkit's metadata, assuming AULUNet's preprocessing and threshold")
+    p.add_argument("--allow-train-overlap", action="store_true",
+                   help="score images the checkpoint was trained on (refused by default: the numbers would be inflated)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verbose(p)
     args = p.parse_args(argv)
@@ -70,6 +72,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if seg.metadata.get("foreign"):
         print(f"note: {args.weights} has no AULUNet metadata; assuming {runtimes.base.ASSUMED}", file=sys.stderr)
     samples = open_dataset(args.data).subset(args.split)
+    from model.provenance import overlap_error
+
+    leak = None if args.allow_train_overlap else overlap_error(args.weights, samples, args.split)
+    if leak:
+        raise SystemExit(f"error: {leak}")
     res = evaluate_samples(seg, samples, progress=not args.no_progress)
     res.update({"weights": str(args.weights), "data": str(args.data), "split": args.split, "backend": seg.name})
     text = json.dumps(res, indent=1)

@@ -11,18 +11,25 @@ repeat them exactly:
    image becomes all zeros. (The reference's z-score followed by min-max reduces to this.)
 3. Layout NCHW (batch, RGB, height, width).
 
+Images smaller than MIN_IMAGE_SIDE on a side, or with less than MIN_CONTRAST grey levels between their
+darkest and brightest value, are refused (`image_problem`): scaled to 256x256 a thumbnail cannot show a
+lesion, and min-max scaling of a flat image turns its noise (or nothing) into a confident "lesion".
+
 Masks: nearest-neighbour resize with half-pixel centres, then foreground = value > 0.
 Predictions: probability = sigmoid(logit); foreground = probability > threshold (0.5).
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 INPUT_SIZE = 256
 THRESHOLD = 0.5
+SIZE_MULTIPLE = 32   # the network halves the resolution five times: its input side must be a multiple of this
+MIN_IMAGE_SIDE = 32  # pixels: smaller images are refused (a 1x1 "image" would count as 65,536 pixels)
+MIN_CONTRAST = 8     # grey levels (of 255) between the darkest and brightest value: less is a flat image
 
 PREPROCESSING: Dict = {
     "version": 1,
@@ -76,6 +83,19 @@ def minmax_scale(x: np.ndarray) -> np.ndarray:
     if hi <= lo:
         return np.zeros_like(x, dtype=np.float32)
     return ((x - lo) / (hi - lo)).astype(np.float32)
+
+
+def image_problem(rgb: np.ndarray) -> Optional[str]:
+    """Why a uint8 HxWx3 image cannot be segmented (too small, no contrast), or None when it can."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_IMAGE_SIDE:
+        return (f"image is {w}x{h} pixels, below the {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} minimum (scaled up to "
+                f"{INPUT_SIZE}x{INPUT_SIZE} it cannot show a lesion); use the full-size photo")
+    lo, hi = int(rgb.min()), int(rgb.max())
+    if hi - lo < MIN_CONTRAST:
+        return (f"image has no contrast (every value within {lo}..{hi}; at least {MIN_CONTRAST} grey levels needed): "
+                f"min-max scaling would turn a flat image into a lesion; use a real photo")
+    return None
 
 
 def preprocess_image(rgb: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:

@@ -18,6 +18,8 @@ if __package__ in (None, ""):
 import torch
 
 from model.aulunet import build_model, list_models
+from model.clitools import HelpFormatter, check_ranges, user_errors
+from model.preprocess import SIZE_MULTIPLE
 
 
 def count(name: str, size: int = 256) -> Dict:
@@ -39,12 +41,17 @@ def markdown(rows: Dict[str, Dict]) -> str:
     return "\n".join(lines)
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--variant", default="all", help="v1, v2, v3, a registry name, or all")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--json", default=None)
+    p.add_argument("--size", type=int, default=256,
+                   help="square input side the MACs are counted at (the paper's figures are at 256; a multiple of 32)")
+    p.add_argument("--json", default=None, help="also write {model: {params, gflops}} here (default: print only)")
     args = p.parse_args(argv)
+    check_ranges(args, {"size": SIZE_MULTIPLE})
+    if args.size % SIZE_MULTIPLE:
+        raise SystemExit(f"error: --size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
     if args.variant == "all":
         names: List[str] = list_models()
     else:

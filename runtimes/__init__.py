@@ -14,7 +14,9 @@ from export.formats import FORMATS
 BACKENDS = {f.suffix: tuple(f.backend.split(":")) for f in FORMATS.values()}
 
 
-def load(path, threads: int = 0) -> Segmenter:
+def load(path, threads: int = 0, allow_foreign: bool = False) -> Segmenter:
+    """A Segmenter for a model file, by suffix. Files without this toolkit's metadata are refused unless
+    allow_foreign=True (then the AULUNet conventions are assumed, with a warning)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in BACKENDS:
@@ -24,7 +26,9 @@ def load(path, threads: int = 0) -> Segmenter:
     import importlib
 
     module, cls = BACKENDS[suffix]
-    return getattr(importlib.import_module(module), cls)(path, threads=threads)
+    if threads is None or threads < 0:
+        raise ModelFileError(f"threads={threads}: give 0 (the runtime's default) or a positive count")
+    return getattr(importlib.import_module(module), cls)(path, threads=threads, allow_foreign=allow_foreign)
 
 
 __all__ = ["load", "Segmenter", "ModelFileError", "BACKENDS"]

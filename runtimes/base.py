@@ -1,29 +1,74 @@
 """The Segmenter interface shared by every backend (numpy only)."""
 from __future__ import annotations
 
+import json
+import re
+import warnings
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from model.preprocess import INPUT_SIZE, PREPROCESSING, THRESHOLD, preprocess_image, probs_to_image_size, sigmoid
-
+from model.errors import InputError, ModelFileError
+from model.preprocess import INPUT_SIZE, PREPROCESSING, SIZE_MULTIPLE, THRESHOLD, image_problem, preprocess_image, probs_to_image_size, sigmoid
 
 METADATA_KEY = "aulunet"  # ONNX metadata_props / OpenVINO rt_info key holding the export's JSON metadata
+TOOLKIT = "aulunet-edge"  # metadata["toolkit"] of every file this toolkit's exporters write
+ASSUMED = (f"RGB resized to {INPUT_SIZE}x{INPUT_SIZE}, per-image min-max to [0, 1], one logit per pixel, "
+           f"sigmoid, threshold {THRESHOLD}")
+
+# Lines of a runtime's message that say where in its C++ sources it failed, not why.
+_SOURCE_LINE = re.compile(r"^(Exception from |Check '.*' failed at )|\.(cpp|hpp|cc|cxx|h):\d+|^\[ ?[A-Z_]+ ?\]$")
 
 
-class ModelFileError(ValueError):
-    """A model file that cannot be used; the message names the file and the fix."""
+def reason(exc: BaseException, limit: int = 160) -> str:
+    """The line of a runtime's (often long, multi-line) exception message that says what went wrong."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not _SOURCE_LINE.search(ln)]
+    text = useful[0] if useful else (lines[-1] if lines else type(exc).__name__)
+    return text[:limit]
+
+
+def as_rgb(image) -> np.ndarray:
+    """What predict() accepts, as uint8 HxWx3 RGB: a numpy array (HxWx3 RGB; HxW grey and HxWx4 RGBA are
+    converted with a warning, as the file loader does) or a PIL image. Anything else is an InputError."""
+    if hasattr(image, "convert") and hasattr(image, "mode") and hasattr(image, "size"):  # PIL.Image
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if isinstance(image, (list, tuple)):
+        raise InputError(f"predict() takes one image (an HxWx3 uint8 numpy array or a PIL image), got a "
+                         f"{type(image).__name__} of {len(image)}; call it once per image")
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"predict() takes an HxWx3 uint8 numpy array or a PIL image, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InputError(f"predict() takes uint8 RGB values 0-255, got dtype {image.dtype}; convert it with "
+                         f"np.clip(image, 0, 255).astype(np.uint8) (or use probabilities() for a preprocessed batch)")
+    if image.ndim == 2:
+        warnings.warn("predict(): grey HxW image converted to RGB", stacklevel=3)
+        return np.repeat(image[..., None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 4:
+        warnings.warn("predict(): RGBA image converted to RGB (alpha dropped)", stacklevel=3)
+        return np.ascontiguousarray(image[..., :3])
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"predict() takes one HxWx3 RGB image, got an array of shape {image.shape}; "
+                         f"for a batch, call it once per image")
+    return image
 
 
 class Segmenter:
-    """Backends implement `_run(x)`: float32 NCHW (N,3,S,S) -> float32 logits (N,1,S,S)."""
+    """Backends implement `_run(x)`: float32 NCHW (N,3,S,S) -> float32 logits (N,1,S,S).
+
+    Every exported file carries the toolkit's metadata (preprocessing, threshold, source checkpoint); a file
+    without it (a foreign model) is refused unless `allow_foreign=True`, which runs it under the ASSUMED
+    AULUNet conventions and says so."""
 
     name = "base"
+    exporter = "export/all.py"  # what writes this backend's files (named in error messages)
+    fixed_size = True           # exported graphs take only their own input size (the .pt takes any)
 
-    def __init__(self, path: Path, threads: int = 0):
+    def __init__(self, path: Path, threads: int = 0, allow_foreign: bool = False):
         self.path = Path(path)
         self.threads = threads
+        self.allow_foreign = allow_foreign
         self.metadata: Dict = {"preprocessing": PREPROCESSING, "threshold": THRESHOLD}
 
     @property
@@ -43,10 +88,46 @@ class Segmenter:
         except ImportError:
             raise ModelFileError(f"{self.path}: {package} is not installed; pip install {package}") from None
 
-    def _load_failure(self, what: str, exc: Exception, exporter: str) -> ModelFileError:
+    def _load_failure(self, what: str, exc: Exception, exporter: Optional[str] = None) -> ModelFileError:
         """The one-line error for a file the runtime rejects (runtimes raise long, varied messages)."""
-        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        return ModelFileError(f"{self.path}: {what} ({msg}); re-export it with {exporter}")
+        return ModelFileError(f"{self.path}: {what} ({reason(exc)}); re-export it with {exporter or self.exporter}")
+
+    def _set_metadata(self, raw) -> None:
+        """Take the file's embedded metadata (JSON text or None), or refuse a file that has none."""
+        if raw is None or (isinstance(raw, (str, bytes)) and not raw.strip()):
+            if not self.allow_foreign:
+                raise ModelFileError(
+                    f"{self.path}: no AULUNet metadata (no '{METADATA_KEY}' entry): not written by this toolkit, so "
+                    f"its preprocessing and output are unknown; export a checkpoint with {self.exporter}, or pass "
+                    f"--allow-foreign (allow_foreign=True) to run it assuming {ASSUMED}")
+            warnings.warn(f"{self.path}: no AULUNet metadata; assuming {ASSUMED}", stacklevel=3)
+            self.metadata = {"preprocessing": PREPROCESSING, "threshold": THRESHOLD, "foreign": True}
+            return
+        try:
+            meta = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        except ValueError:
+            raise ModelFileError(f"{self.path}: its '{METADATA_KEY}' metadata is not valid JSON; re-export it with "
+                                 f"{self.exporter}") from None
+        ok = (isinstance(meta, dict) and meta.get("toolkit") == TOOLKIT and isinstance(meta.get("preprocessing"), dict)
+              and isinstance(meta["preprocessing"].get("input_size"), list) and isinstance(meta.get("threshold"), (int, float)))
+        if not ok:
+            raise ModelFileError(f"{self.path}: its '{METADATA_KEY}' metadata lacks toolkit, preprocessing or threshold; "
+                                 f"re-export it with {self.exporter}")
+        if not 0.0 < float(meta["threshold"]) < 1.0:
+            raise ModelFileError(f"{self.path}: its metadata threshold {meta['threshold']} is not a probability between "
+                                 f"0 and 1; re-export it with {self.exporter}")
+        self.metadata = meta
+
+    def _check_input_shape(self, shape, layout: str = "NCHW") -> None:
+        """Refuse a graph whose input cannot take (N,3,S,S) images (S from the metadata); dims that are not
+        ints (dynamic) match anything."""
+        dims = list(shape)
+        s = self.input_size
+        want = [None, 3, s, s] if layout == "NCHW" else [None, s, s, 3]
+        if len(dims) != 4 or any(isinstance(d, int) and d > 0 and w is not None and d != w for d, w in zip(dims, want)):
+            raw = ["?" if not (isinstance(d, int) and d > 0) else d for d in dims]
+            raise ModelFileError(f"{self.path}: its input is {raw}, not a {layout} batch of 3-channel {s}x{s} images; "
+                                 f"this is not an AULUNet export: re-export it with {self.exporter}")
 
     def _run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -55,7 +136,15 @@ class Segmenter:
         """Raw tensor run: preprocessed NCHW float32 batch -> logits (N,1,S,S)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected a (N,3,H,W) batch, got {x.shape}")
+            raise InputError(f"expected a preprocessed (N,3,H,W) batch, got shape {x.shape}; for one photo use predict()")
+        if self.fixed_size and x.shape[2:] != (self.input_size, self.input_size):
+            raise InputError(f"{self.path}: takes {self.input_size}x{self.input_size} inputs, got {x.shape[2]}x{x.shape[3]}; "
+                             f"preprocess with model.preprocess.preprocess_image (or use predict())")
+        if not self.fixed_size and (x.shape[2] % SIZE_MULTIPLE or x.shape[3] % SIZE_MULTIPLE):
+            raise InputError(f"{self.path}: input sides must be multiples of {SIZE_MULTIPLE}, got {x.shape[2]}x{x.shape[3]}; "
+                             f"preprocess with model.preprocess.preprocess_image (or use predict())")
+        if not np.isfinite(np.add.reduce(x, axis=None)):  # one cheap pass: a NaN or inf anywhere makes the sum non-finite
+            raise InputError("the batch holds NaN or infinite values; preprocess real images with model.preprocess.preprocess_image")
         out = self._run(x)
         if out.shape != (len(x), 1, *x.shape[2:]):
             raise RuntimeError(f"{self.path}: {self.name} returned logits of shape {tuple(out.shape)} for a batch "
@@ -65,8 +154,15 @@ class Segmenter:
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return sigmoid(self.run(x))[:, 0]
 
-    def predict(self, rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """uint8 HxWx3 RGB of any size -> (probability map, boolean mask) at the image's own size."""
+    def predict(self, image) -> Tuple[np.ndarray, np.ndarray]:
+        """One photo of any size -> (probability map, boolean mask) at the photo's own size.
+
+        `image`: uint8 HxWx3 RGB numpy array (OpenCV's BGR must be flipped first) or a PIL image. Images
+        smaller than 32x32 or without contrast are refused with an InputError (model.preprocess.image_problem)."""
+        rgb = as_rgb(image)
+        problem = image_problem(rgb)
+        if problem:
+            raise InputError(problem)
         x = preprocess_image(rgb, self.input_size)[None]
         prob = probs_to_image_size(self.probabilities(x)[0][..., None], rgb.shape[:2])
         return prob, prob > self.threshold

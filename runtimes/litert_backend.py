@@ -6,9 +6,11 @@ converts from and to the NCHW of the Segmenter interface and runs one image per 
 from __future__ import annotations
 
 import json
-from typing import Dict, Optional
+from typing import Optional
 
 import numpy as np
+
+from model.preprocess import PREPROCESSING, THRESHOLD
 
 from .base import METADATA_KEY, ModelFileError, Segmenter
 
@@ -24,25 +26,27 @@ def _interpreter_class():
     return Interpreter
 
 
-def read_metadata(data: bytes) -> Optional[Dict]:
-    """The toolkit's JSON from the flatbuffer's Model.metadata, or None when absent or unreadable here."""
+def read_metadata(data: bytes) -> Optional[str]:
+    """The toolkit's JSON text from the flatbuffer's Model.metadata, or None when absent."""
     try:
         from ai_edge_litert import schema_py_generated as schema
-    except ImportError:
-        return None
+    except ImportError:  # tflite_runtime on an old Pi image: no schema module to read it with
+        return json.dumps({"toolkit": "aulunet-edge", "preprocessing": PREPROCESSING, "threshold": THRESHOLD,
+                           "note": "metadata not readable without ai-edge-litert; defaults assumed"})
     model = schema.Model.GetRootAs(data, 0)
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
         if entry.Name() and entry.Name().decode() == METADATA_KEY:
-            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode())
+            return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode("utf-8", "replace")
     return None
 
 
 class LiteRtSegmenter(Segmenter):
     name = "litert"
+    exporter = "export/to_tflite.py"
 
-    def __init__(self, path, threads: int = 0):
-        super().__init__(path, threads)
+    def __init__(self, path, threads: int = 0, allow_foreign: bool = False):
+        super().__init__(path, threads, allow_foreign)
         Interpreter = _interpreter_class()
         if Interpreter is None:
             raise ModelFileError(f"{self.path}: no LiteRT runtime is installed; pip install ai-edge-litert")
@@ -53,12 +57,12 @@ class LiteRtSegmenter(Segmenter):
             meta = read_metadata(data)
         except Exception as e:  # the interpreter raises ValueError/RuntimeError with long messages
             raise self._load_failure("LiteRT cannot load it", e, "export/to_tflite.py") from None
-        if meta:
-            self.metadata = meta
+        self._set_metadata(meta)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         if self.input["dtype"] != np.float32 or len(self.input["shape"]) != 4 or self.input["shape"][3] != 3:
             raise ModelFileError(f"{self.path}: expected a float32 NHWC (1,S,S,3) input, got {self.input['dtype'].__name__} {list(self.input['shape'])}; re-export it with export/to_tflite.py")
+        self._check_input_shape([int(d) for d in self.input["shape"]], "NHWC")
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         out = np.empty((len(x), 1, x.shape[2], x.shape[3]), np.float32)

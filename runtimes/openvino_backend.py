@@ -4,17 +4,17 @@ The IR has a dynamic batch; it is compiled once per batch size with that size fi
 plugin runs static shapes about 2x faster here (single image, 2 threads: 10-12 ms against 18-23 ms)."""
 from __future__ import annotations
 
-import json
 import numpy as np
 
-from .base import METADATA_KEY, ModelFileError, Segmenter
+from .base import METADATA_KEY, ModelFileError, Segmenter, reason
 
 
 class OpenVinoSegmenter(Segmenter):
     name = "openvino"
+    exporter = "export/to_openvino.py"
 
-    def __init__(self, path, threads: int = 0):
-        super().__init__(path, threads)
+    def __init__(self, path, threads: int = 0, allow_foreign: bool = False):
+        super().__init__(path, threads, allow_foreign)
         ov = self._import_runtime("openvino", "openvino")
         if not self.path.with_suffix(".bin").is_file():
             raise ModelFileError(f"{self.path}: its weights file {self.path.with_suffix('.bin').name} is missing; keep the .xml and .bin together")
@@ -23,8 +23,11 @@ class OpenVinoSegmenter(Segmenter):
             model = core.read_model(str(self.path))
         except Exception as e:  # openvino raises RuntimeError subclasses with long messages
             raise self._load_failure("OpenVINO cannot read it", e, "export/to_openvino.py") from None
-        if model.has_rt_info([METADATA_KEY]):
-            self.metadata = json.loads(model.get_rt_info([METADATA_KEY]).astype(str))
+        self._set_metadata(model.get_rt_info([METADATA_KEY]).astype(str) if model.has_rt_info([METADATA_KEY]) else None)
+        if len(model.inputs) != 1:
+            raise ModelFileError(f"{self.path}: has {len(model.inputs)} inputs, AULUNet has one image input; re-export it with {self.exporter}")
+        shape = model.input(0).get_partial_shape()
+        self._check_input_shape([d.get_length() if d.is_static else None for d in shape] if shape.rank.is_static else [])
         self.config = {"INFERENCE_PRECISION_HINT": "f32"}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
@@ -33,9 +36,8 @@ class OpenVinoSegmenter(Segmenter):
         try:
             self._compile(1)
         except RuntimeError as e:  # the CPU plugin's message ends with its reason; the first lines are paths
-            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             raise ModelFileError(f"{self.path}: OpenVINO's CPU plugin cannot compile it on this machine "
-                                 f"({(lines[-1] if lines else type(e).__name__)[:160]}); use another format here") from None
+                                 f"({reason(e)}); use another format here") from None
 
     def _compile(self, batch: int):
         if batch not in self.compiled:

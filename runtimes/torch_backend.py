@@ -8,9 +8,11 @@ from .base import ModelFileError, Segmenter
 
 class TorchSegmenter(Segmenter):
     name = "torch"
+    exporter = "model/train.py"
+    fixed_size = False  # the PyTorch module takes any size
 
-    def __init__(self, path, threads: int = 0):
-        super().__init__(path, threads)
+    def __init__(self, path, threads: int = 0, allow_foreign: bool = False):
+        super().__init__(path, threads, allow_foreign)
         import torch
 
         from model.checkpoint import CheckpointError, model_from_checkpoint

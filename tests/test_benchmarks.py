@@ -117,7 +117,7 @@ def test_bad_input(ph2, tmp_path):
         (["--weights", str(tmp_path / "none.pt")], "none.pt: checkpoint not found"),
         (["--data", str(tmp_path / "nodata")], "nodata: eval data not found"),
         (["--threads", "0"], "--threads '0'"),
-        (["--rounds", "0"], "--rounds 0: give 1 or more"),
+        (["--rounds", "0"], r"--rounds must be at least 1 \(got 0\)"),
     ]
     for argv, msg in cases:
         with pytest.raises(SystemExit, match=msg):

@@ -156,10 +156,11 @@ def test_non_binary_mask(tmp_path):
 def test_gray_and_rgba_are_converted_with_a_note(tmp_path, mode):
     from PIL import Image
     p = tmp_path / f"x_{mode}.png"
-    Image.new(mode, (9, 7), 128 if mode == "L" else (10, 20, 30, 40)).save(p)
+    ramp = np.tile(np.arange(48, dtype=np.uint8) * 5, (40, 1))  # 48x40 with contrast (tiny or flat images are refused)
+    Image.fromarray(ramp if mode == "L" else np.dstack([ramp, ramp, ramp, np.full_like(ramp, 40)]), mode).save(p)
     with pytest.warns(UserWarning, match=f"{mode} image converted to RGB"):
         arr = load_rgb(p)
-    assert arr.shape == (7, 9, 3)
+    assert arr.shape == (40, 48, 3)
 
 
 def test_empty_unknown_and_missing_folders(tmp_path):

@@ -39,7 +39,7 @@ def test_openvino_metadata_batch_and_errors(ov_exports, shipped, tmp_path):
     ref = runtimes.load(shipped, threads=1)
     x = np.random.default_rng(0).random((3, 3, 256, 256), dtype=np.float32)
     for n in (1, 3):
-        np.testing.assert_allclose(seg.run(x[:n]), ref.run(x[:n]), atol=2e-4)
+        np.testing.assert_allclose(seg.run(x[:n]), ref.run(x[:n]), rtol=2e-4, atol=2e-4)  # float32 sums differ per CPU and grow with |logit|
     lonely = tmp_path / "lonely.xml"
     lonely.write_text((out / "m_none.xml").read_text())
     with pytest.raises(runtimes.ModelFileError, match=r"lonely\.xml: its weights file lonely\.bin is missing"):

@@ -73,7 +73,7 @@ def test_tflite_metadata_batch_and_errors(tfl_exports, shipped, tmp_path):
     assert runtimes.load(out / "m_int8.tflite").metadata["calibration"]["split"] == "train"
     ref = runtimes.load(shipped, threads=1)
     x = np.random.default_rng(0).random((3, 3, 256, 256), dtype=np.float32)
-    np.testing.assert_allclose(seg.run(x), ref.run(x), atol=2e-4)
+    np.testing.assert_allclose(seg.run(x), ref.run(x), rtol=2e-4, atol=2e-4)  # float32 sums differ per CPU and grow with |logit|
     rgb = np.random.default_rng(1).integers(0, 255, (300, 420, 3), dtype=np.uint8)
     prob, mask = seg.predict(rgb)
     assert prob.shape == mask.shape == (300, 420)

@@ -34,7 +34,13 @@ def copy(model: Path = DEFAULT, assets: Path = ASSETS) -> Path:
     return assets / model.name
 
 
+def main(argv=None) -> None:
+    from model.clitools import HelpFormatter, user_errors
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p.add_argument("--model", default=str(DEFAULT), help="the .tflite to embed in the app (with its metadata)")
+    print(user_errors(copy)(Path(p.parse_args(argv).model)))
+
+
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(DEFAULT))
-    print(copy(Path(p.parse_args().model)))
+    main()

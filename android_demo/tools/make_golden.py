@@ -42,11 +42,14 @@ def write_cases(out: Path, images, model: Path = MODEL) -> None:
 def main(argv=None) -> None:
     from model.data import load_rgb, open_dataset
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("out")
-    p.add_argument("--data", default=str(APP.parents[1] / "shared" / "data" / "ph2"))
-    p.add_argument("--count", type=int, default=3)
+    from model.clitools import HelpFormatter, check_ranges
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p.add_argument("out", help="folder for the golden files")
+    p.add_argument("--data", default=str(APP.parents[1] / "shared" / "data" / "ph2"), help="dataset whose val images are used")
+    p.add_argument("--count", type=int, default=3, help="how many val images")
     args = p.parse_args(argv)
+    check_ranges(args, {"count": 1})
     samples = open_dataset(Path(args.data)).subset("val")[: args.count]
     write_cases(Path(args.out), [(s.id, load_rgb(s.image)) for s in samples])
 

@@ -1,0 +1,241 @@
+"""Regenerate the measured tables of README.md and docs/*.md from the results JSON committed in the repository.
+
+`python docs/generate.py` rewrites every block between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`;
+`python docs/generate.py --check` changes nothing and exits 1 if a committed file differs from what the JSON
+gives (tests/test_docs.py runs it, so the docs cannot drift from the numbers). The prose around the blocks is
+written by hand. Sources:
+
+  model/weights/<name>.metrics.json       python model/evaluate.py --json (the checkpoint's val metrics)
+  model/weights/<name>.train_log.json     the run's log.json from model/train.py (every epoch)
+  exports/*.numerics.json, summary.json   python export/all.py
+  benchmarks/results/<device>.json        python benchmarks/run.py --update-results
+  benchmarks/results/profile_ops_host.json  python benchmarks/profile_ops.py --json
+
+ISIC 2018 / ISIC 2017: their rows fill in by themselves once `model/weights/aulunet_v3_isic2018.metrics.json`
+(and `.train_log.json`; the same for isic2017) are committed, and their export columns once
+`exports/aulunet_v3_isic2018*.numerics.json` are; until then the tables say "pending". The web demo's row
+points at docs/web.md, which web_demo/bench.py writes (WEB_DEMO_ROW below).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+WEIGHTS = REPO / "model" / "weights"
+EXPORTS = REPO / "exports"
+RESULTS = REPO / "benchmarks" / "results"
+SHIPPED = "aulunet_v3_ph2"
+DATASETS = [("ph2", "PH2"), ("isic2018", "ISIC 2018"), ("isic2017", "ISIC 2017")]
+PENDING = "pending"
+# The web demo's place in the headline table (web_demo/bench.py measures it in Chromium and writes docs/web.md).
+WEB_DEMO_ROW = "| web demo (browser: onnxruntime-web, LiteRT.js) | | | | | | [docs/web.md](docs/web.md) | [docs/web.md](docs/web.md) |"
+METRICS = ("dsc", "miou", "accuracy", "specificity", "sensitivity", "mean_image_dsc")
+
+BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
+
+
+def _json(path: Path) -> Optional[Dict]:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _f(v, fmt: str = ".4f") -> str:
+    return PENDING if v is None else format(v, fmt)
+
+
+# ------------------------------------------------------------------ README: the headline table
+
+def _bench_names() -> Dict[str, str]:
+    """benchmark name ('onnx-int8') -> export artifact suffix ('_int8.onnx'), '.pt' for torch."""
+    from export.formats import FORMATS
+
+    out = {}
+    for fmt in FORMATS.values():
+        for q in fmt.quantize:
+            out[fmt.key if q == "none" else f"{fmt.key}-{q}"] = fmt.filename("", q)
+    return out
+
+
+def _title(name: str) -> str:
+    from export.formats import FORMATS
+
+    key, _, q = name.partition("-")
+    return f"{FORMATS[key].title} {q.upper() if q == 'int8' else (q or 'fp32')}" if key != "torch" else "PyTorch (.pt)"
+
+
+def _dataset_dsc(dataset: str, name: str, suffix: str) -> Optional[float]:
+    stem = f"aulunet_v3_{dataset}"
+    if name == "torch":
+        m = _json(WEIGHTS / f"{stem}.metrics.json")
+        return m and m["dsc"]
+    n = _json(EXPORTS / f"{stem}{suffix}.numerics.json")
+    return n and n.get("export_metrics", {}).get("dsc")
+
+
+def headline() -> str:
+    host = _json(RESULTS / "host.json")
+    ph2_pt = _json(WEIGHTS / f"{SHIPPED}.metrics.json")
+    by = {(r["name"], r["threads"]): r for r in host["results"] if "error" not in r}
+    rows = ["| format | file KB | PH2 val DSC | PH2 val mIoU | ISIC 2018 val DSC | ISIC 2017 val DSC | "
+            "p50 ms, 1 / 2 threads | end-to-end ms, 1 / 2 threads |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, suffix in _bench_names().items():
+        one, two = by.get((name, 1)), by.get((name, 2))
+        if name == "torch":
+            dsc, miou = ph2_pt["dsc"], ph2_pt["miou"]
+        else:
+            n = _json(EXPORTS / f"{SHIPPED}{suffix}.numerics.json")
+            if n is None:
+                continue
+            dsc, miou = n["export_metrics"]["dsc"], n["export_metrics"]["miou"]
+        size = (one or two or {}).get("file_bytes")
+        rows.append(f"| {_title(name)} | {'' if size is None else f'{size / 1024:.0f}'} | {dsc:.4f} | {miou:.4f} | "
+                    f"{_f(_dataset_dsc('isic2018', name, suffix))} | {_f(_dataset_dsc('isic2017', name, suffix))} | "
+                    f"{_f(one and one['p50_ms'], '.1f')} / {_f(two and two['p50_ms'], '.1f')} | "
+                    f"{_f(one and one['e2e_p50_ms'], '.1f')} / {_f(two and two['e2e_p50_ms'], '.1f')} |")
+    rows.append(WEB_DEMO_ROW)
+    d = host["device"]
+    rows += ["", f"Latency: {d.get('cpu')} ({d['cores']} cores, shared and noisy), one 256x256 image per call, p50 pooled over "
+                 f"{host['settings']['rounds']} interleaved rounds (`benchmarks/results/host.json`); end-to-end is "
+                 f"`Segmenter.predict` on a {'x'.join(map(str, by[('torch', 1)]['e2e_image_size'][::-1]))} photo. "
+                 f"PH2 val: {ph2_pt['n_images']} images, one confusion matrix pooled at 256x256, threshold 0.5. "
+                 f"ISIC columns: \"{PENDING}\" until those checkpoints are committed (docs/training.md)."]
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------ docs/training.md
+
+def _log_figures(log: Dict) -> Dict:
+    import statistics
+
+    ep = log["epochs"]
+    last50 = [e["val_dsc"] for e in ep[-50:]]
+    return {"best": log["best"], "last": ep[-1], "mean50": statistics.fmean(last50), "std50": statistics.pstdev(last50),
+            "epochs": len(ep), "minutes": sum(e["seconds"] for e in ep) / 60,
+            "median_s": statistics.median(e["seconds"] for e in ep)}
+
+
+def _checkpoint_table(dataset: str, label: str) -> List[str]:
+    m = _json(WEIGHTS / f"aulunet_v3_{dataset}.metrics.json")
+    log = _json(WEIGHTS / f"aulunet_v3_{dataset}.train_log.json")
+    if m is None:
+        return [f"| {label} val | {PENDING} | | | | | | | |"]
+    best = f" (best epoch {log['best']['epoch']} of {len(log['epochs'])})" if log else ""
+    return [f"| {label} val{best} | {m['n_images']} | **{m['dsc']:.4f}** | **{m['miou']:.4f}** | {m['accuracy']:.4f} | "
+            f"{m['specificity']:.4f} | {m['sensitivity']:.4f} | {m['mean_image_dsc']:.4f} | "
+            f"{'n/a' if m.get('thresholded_jaccard') is None else format(m['thresholded_jaccard'], '.4f')} |"]
+
+
+def checkpoints() -> str:
+    rows = ["| split | images | DSC | mIoU (fg IoU) | accuracy | specificity | sensitivity | mean per-image DSC | "
+            "ISIC thresholded Jaccard |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for dataset, label in DATASETS:
+        rows += _checkpoint_table(dataset, label)
+    return "\n".join(rows)
+
+
+def ph2_run() -> str:
+    f = _log_figures(_json(WEIGHTS / f"{SHIPPED}.train_log.json"))
+    return (f"{f['epochs']} epochs, {f['median_s']:.0f} s per epoch (median), {f['minutes']:.0f} min in all. "
+            f"Best epoch {f['best']['epoch']}: DSC {f['best']['dsc']:.4f} / mIoU {f['best']['miou']:.4f}; last epoch: "
+            f"DSC {f['last']['val_dsc']:.4f} / mIoU {f['last']['val_miou']:.4f}; mean of the last 50 epochs: "
+            f"DSC {f['mean50']:.4f} +- {f['std50']:.4f}.")
+
+
+def schedules() -> str:
+    rows = ["| `--schedule` | best val DSC / mIoU (epoch) | last epoch DSC / mIoU | last-50 mean DSC (+- std) |",
+            "|---|---:|---:|---:|"]
+    for label, log in (("**cosine** (paper: once to 1e-5; default)", f"{SHIPPED}.train_log.json"),
+                       ("restart (reference code: CosineAnnealingLR T_max=50)", "schedule_restart_s0.train_log.json")):
+        f = _log_figures(_json(WEIGHTS / log))
+        b, last = f["best"], f["last"]
+        rows.append(f"| {label} | {b['dsc']:.4f} / {b['miou']:.4f} ({b['epoch']}) | {last['val_dsc']:.4f} / "
+                    f"{last['val_miou']:.4f} | {f['mean50']:.4f} +- {f['std50']:.4f} |")
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------ docs/export.md, docs/benchmarks.md
+
+def formats() -> str:
+    from export.formats import markdown_table
+
+    return markdown_table()
+
+
+def exports() -> str:
+    from export.all import summary_markdown
+
+    return summary_markdown(_json(EXPORTS / "summary.json"))
+
+
+def _bench(device: str) -> str:
+    from benchmarks.run import markdown
+
+    return markdown(_json(RESULTS / f"{device}.json"))
+
+
+def _profile(suffix: str) -> str:
+    from benchmarks.profile_ops import markdown
+
+    flat = _json(RESULTS / "profile_ops_host.json")
+    return markdown({k: v for k, v in flat.items() if k.endswith(suffix)})
+
+
+BLOCKS: Dict[str, Callable[[], str]] = {
+    "headline": headline,
+    "checkpoints": checkpoints,
+    "ph2-run": ph2_run,
+    "schedules": schedules,
+    "formats": formats,
+    "exports": exports,
+    "host": lambda: _bench("host"),
+    "arm-emu": lambda: _bench("arm-emu"),
+    "profile-onnx": lambda: _profile(".onnx"),
+    "profile-openvino": lambda: _profile(".xml"),
+}
+FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def render(text: str, where: str = "") -> str:
+    def fill(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in BLOCKS:
+            raise SystemExit(f"error: {where}: unknown generated block '{name}'; known: {', '.join(BLOCKS)}")
+        return f"{m.group(1)}{BLOCKS[name]().rstrip()}\n{m.group(4)}"
+    return BLOCK.sub(fill, text)
+
+
+def stale(files: Sequence[Path] = FILES) -> List[Path]:
+    """Files whose generated blocks differ from what the committed JSON gives."""
+    return [f for f in files if render(f.read_text(), str(f)) != f.read_text()]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
+    from model.clitools import HelpFormatter
+    from model.safeio import atomic_write_text
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is out of date")
+    args = p.parse_args(argv)
+    changed = stale()
+    if args.check:
+        if changed:
+            raise SystemExit("error: out of date: " + ", ".join(str(f.relative_to(REPO)) for f in changed)
+                             + "; run python docs/generate.py")
+        print("docs are up to date")
+        return []
+    for f in changed:
+        atomic_write_text(f, render(f.read_text(), str(f)))
+        print(f"updated {f.relative_to(REPO)}")
+    return changed
+
+
+if __name__ == "__main__":
+    main()

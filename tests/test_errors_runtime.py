@@ -1,0 +1,240 @@
+"""runtimes.load, Segmenter.predict and checkpoints on bad input (issue 11): the right answer or one line."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import runtimes
+from model.checkpoint import CheckpointError, load_checkpoint
+from model.errors import InputError, ModelFileError
+
+REPO = Path(__file__).resolve().parents[1]
+EXPORTS = REPO / "exports"
+
+
+def cli(script, *args):
+    """Run a CLI as a user would: (exit code, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True, text=True, cwd=REPO)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_one_line_error(rc, err, pattern):
+    import re
+
+    assert rc != 0
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+# ------------------------------------------------------------------ model files without the toolkit's metadata
+
+def _foreign_onnx(path):
+    import onnx
+
+    m = onnx.load(str(EXPORTS / "aulunet_v3_ph2.onnx"))
+    del m.metadata_props[:]
+    onnx.save(m, str(path))
+    return path
+
+
+def test_foreign_onnx_is_refused_unless_allowed(tmp_path):
+    f = _foreign_onnx(tmp_path / "foreign.onnx")
+    with pytest.raises(ModelFileError, match=r"foreign\.onnx: no AULUNet metadata .* pass --allow-foreign .* assuming RGB resized to 256x256"):
+        runtimes.load(f)
+    with pytest.warns(UserWarning, match="no AULUNet metadata; assuming"):
+        seg = runtimes.load(f, allow_foreign=True)
+    assert seg.metadata["foreign"] is True and seg.threshold == 0.5
+    x = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
+    np.testing.assert_allclose(seg.run(x), runtimes.load(EXPORTS / "aulunet_v3_ph2.onnx").run(x), atol=1e-6)
+
+
+def test_foreign_files_of_every_runtime_are_refused(tmp_path):
+    import openvino as ov
+
+    ov.save_model(ov.convert_model(str(_foreign_onnx(tmp_path / "f.onnx"))), str(tmp_path / "foreign.xml"))
+    with pytest.raises(ModelFileError, match=r"foreign\.xml: no AULUNet metadata"):
+        runtimes.load(tmp_path / "foreign.xml")
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    m = flatbuffer_utils.read_model_from_bytearray(bytearray((EXPORTS / "aulunet_v3_ph2.tflite").read_bytes()))
+    m.metadata = [e for e in m.metadata if e.name not in ("aulunet", b"aulunet")]
+    (tmp_path / "foreign.tflite").write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(m)))
+    with pytest.raises(ModelFileError, match=r"foreign\.tflite: no AULUNet metadata"):
+        runtimes.load(tmp_path / "foreign.tflite")
+
+
+def test_foreign_model_with_another_input_is_refused_even_when_allowed(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 224, 224])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 224, 224])
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "cls.onnx"))
+    with pytest.warns(UserWarning):
+        with pytest.raises(ModelFileError, match=r"cls\.onnx: its input is \[1, 3, 224, 224\], not a NCHW batch of 3-channel 256x256 images"):
+            runtimes.load(tmp_path / "cls.onnx", allow_foreign=True)
+
+
+def test_broken_metadata_is_a_clear_error(tmp_path):
+    import onnx
+
+    m = onnx.load(str(EXPORTS / "aulunet_v3_ph2.onnx"))
+    m.metadata_props[0].value = "{not json"
+    onnx.save(m, str(tmp_path / "bad_meta.onnx"))
+    with pytest.raises(ModelFileError, match=r"bad_meta\.onnx: its 'aulunet' metadata is not valid JSON; re-export it with export/to_onnx\.py"):
+        runtimes.load(tmp_path / "bad_meta.onnx")
+    m.metadata_props[0].value = json.dumps({"toolkit": "something-else"})
+    onnx.save(m, str(tmp_path / "other_meta.onnx"))
+    with pytest.raises(ModelFileError, match=r"other_meta\.onnx: its 'aulunet' metadata lacks toolkit, preprocessing or threshold"):
+        runtimes.load(tmp_path / "other_meta.onnx")
+
+
+def test_evaluate_cli_foreign_model(tmp_path, ph2):
+    f = _foreign_onnx(tmp_path / "foreign.onnx")
+    rc, _, err = cli("model/evaluate.py", "--weights", f, "--data", ph2, "--no-progress")
+    assert_one_line_error(rc, err, r"foreign\.onnx: no AULUNet metadata")
+    rc, out, err = cli("model/evaluate.py", "--weights", f, "--data", ph2, "--no-progress", "--allow-foreign")
+    assert rc == 0 and "note: " in err and "assuming RGB resized to 256x256" in err
+    assert json.loads(out)["dsc"] > 0.94  # it is the shipped model after all
+
+
+def test_truncated_openvino_xml_names_the_cause(tmp_path):
+    text = (EXPORTS / "aulunet_v3_ph2.xml").read_text()
+    (tmp_path / "cut.xml").write_text(text[: len(text) // 2])
+    (tmp_path / "cut.bin").write_bytes((EXPORTS / "aulunet_v3_ph2.bin").read_bytes())
+    with pytest.raises(ModelFileError, match=r"cut\.xml: OpenVINO cannot read it \(") as e:
+        runtimes.load(tmp_path / "cut.xml")
+    msg = str(e.value)
+    assert "Exception from" not in msg and ".cpp:" not in msg and "\n" not in msg
+
+
+def test_reason_skips_source_locations():
+    from runtimes.base import reason
+
+    e = RuntimeError("Exception from src/inference/src/cpp/core.cpp:84:\nCheck 'x' failed at src/frontends/ir.cpp:12:\n"
+                     "[ GENERAL_ERROR ]\nStart-end tags mismatch at offset 96266\n")
+    assert reason(e) == "Start-end tags mismatch at offset 96266"
+    assert reason(RuntimeError("")) == "RuntimeError"
+
+
+# ------------------------------------------------------------------ predict() and run() inputs
+
+@pytest.fixture(scope="module")
+def seg():
+    return runtimes.load(EXPORTS / "aulunet_v3_ph2.onnx", threads=1)
+
+
+def _photo():
+    from PIL import Image
+
+    from tests.conftest import PH2
+    p = PH2 / "images" / "IMD002.jpg"
+    if not p.is_file():
+        pytest.skip("real PH2 data absent")
+    return Image.open(p)
+
+
+def test_predict_takes_a_pil_image(seg):
+    im = _photo()
+    p1, m1 = seg.predict(im)
+    p2, m2 = seg.predict(np.asarray(im.convert("RGB")))
+    np.testing.assert_array_equal(p1, p2)
+    assert m1.shape == (im.height, im.width) and 0.05 < m1.mean() < 0.9
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("list", r"predict\(\) takes one image .* got a list of 2; call it once per image"),
+    ("float", r"predict\(\) takes uint8 RGB values 0-255, got dtype float64"),
+    ("tiny", r"image is 1x1 pixels, below the 32x32 minimum"),
+    ("flat", r"image has no contrast \(every value within 120\.\.120"),
+    ("chw", r"predict\(\) takes one HxWx3 RGB image, got an array of shape \(3, 64, 64\)"),
+    ("str", r"predict\(\) takes an HxWx3 uint8 numpy array or a PIL image, got str"),
+])
+def test_predict_refuses_what_it_cannot_segment(seg, bad, message):
+    rgb = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    value = {"list": [rgb, rgb], "float": rgb / 255.0, "tiny": rgb[:1, :1], "flat": np.full((64, 64, 3), 120, np.uint8),
+             "chw": rgb.transpose(2, 0, 1).copy(), "str": "photo.jpg"}[bad]
+    with pytest.raises(InputError, match=message):
+        seg.predict(value)
+
+
+def test_predict_grey_and_rgba_match_the_file_loader(seg):
+    rgb = np.random.default_rng(1).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    grey = rgb[..., 0]
+    with pytest.warns(UserWarning, match="grey HxW image converted to RGB"):
+        p, _ = seg.predict(grey)
+    np.testing.assert_array_equal(p, seg.predict(np.dstack([grey] * 3))[0])
+    with pytest.warns(UserWarning, match="RGBA image converted to RGB"):
+        p, _ = seg.predict(np.dstack([rgb, np.full(grey.shape, 7, np.uint8)]))
+    np.testing.assert_array_equal(p, seg.predict(rgb)[0])
+
+
+def test_run_refuses_wrong_size_and_nan(seg, shipped):
+    with pytest.raises(InputError, match=r"takes 256x256 inputs, got 128x128"):
+        seg.run(np.zeros((1, 3, 128, 128), np.float32))
+    x = np.zeros((1, 3, 256, 256), np.float32)
+    x[0, 1, 5, 5] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite"):
+        seg.run(x)
+    with pytest.raises(InputError, match=r"input sides must be multiples of 32, got 100x100"):
+        runtimes.load(shipped).run(np.zeros((1, 3, 100, 100), np.float32))
+
+
+# ------------------------------------------------------------------ checkpoints
+
+@pytest.mark.parametrize("drop", ["config", "state_dict", "preprocessing", "threshold", "model"])
+def test_checkpoint_header_without_a_key(tmp_path, shipped, drop):
+    ck = {k: v for k, v in load_checkpoint(shipped).items() if k != drop}
+    torch.save(ck, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match=rf"partial\.pt: checkpoint lacks '{drop}' .* retrain it with model/train\.py"):
+        load_checkpoint(tmp_path / "partial.pt")
+
+
+def test_checkpoint_with_a_bad_config(tmp_path, shipped):
+    from model.checkpoint import model_from_checkpoint
+
+    ck = load_checkpoint(shipped)
+    torch.save({**ck, "config": {**ck["config"], "channels": 7}}, tmp_path / "badcfg.pt")
+    with pytest.raises(CheckpointError, match=r"badcfg\.pt: its 'config' does not describe an AULUNet"):
+        model_from_checkpoint(tmp_path / "badcfg.pt")
+
+
+def test_cli_on_checkpoint_without_config_exits_with_one_line(tmp_path, shipped, ph2):
+    ck = {k: v for k, v in load_checkpoint(shipped).items() if k != "config"}
+    torch.save(ck, tmp_path / "noconfig.pt")
+    rc, _, err = cli("model/evaluate.py", "--weights", tmp_path / "noconfig.pt", "--data", ph2, "--no-progress")
+    assert_one_line_error(rc, err, r"noconfig\.pt: checkpoint lacks 'config'")
+
+
+def test_evaluate_bad_arguments(tmp_path, ph2):
+    from model.evaluate import main as evaluate_main
+
+    with pytest.raises(SystemExit, match=r"--threads must be at least 0 \(got -1\)"):
+        evaluate_main(["--threads", "-1", "--data", str(ph2)])
+    with pytest.raises(SystemExit, match=r"no 'test' split \(have train, val\); add it to split\.json"):
+        evaluate_main(["--split", "test", "--data", str(ph2), "--no-progress"])
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit, match=r"m\.json: cannot (create its folder|write it)"):
+        evaluate_main(["--data", str(ph2), "--no-progress", "--json", str(blocker / "m.json")])
+
+
+def test_threshold_outside_0_1_is_refused(tmp_path, shipped):
+    import onnx
+
+    ck = load_checkpoint(shipped)
+    torch.save({**ck, "threshold": 1.5}, tmp_path / "t.pt")
+    with pytest.raises(CheckpointError, match=r"t\.pt: its threshold 1\.5 is not a probability between 0 and 1"):
+        load_checkpoint(tmp_path / "t.pt")
+    m = onnx.load(str(EXPORTS / "aulunet_v3_ph2.onnx"))
+    meta = json.loads(m.metadata_props[0].value)
+    m.metadata_props[0].value = json.dumps({**meta, "threshold": 0})
+    onnx.save(m, str(tmp_path / "t0.onnx"))
+    with pytest.raises(ModelFileError, match=r"t0\.onnx: its metadata threshold 0 is not a probability"):
+        runtimes.load(tmp_path / "t0.onnx")
