@@ -71,6 +71,8 @@ class PooledMetrics:
             self.per_image_jaccard.append(s["miou"])
 
     def result(self) -> Dict:
+        if not self.per_image_dsc:  # no images: no score (a ratio of zeros would read as a perfect 1.0)
+            raise ValueError("no images were scored; evaluate a split that has images")
         out = scores(self.cm)
         out["n_images"] = len(self.per_image_dsc)
         out["mean_image_dsc"] = float(np.mean(self.per_image_dsc)) if self.per_image_dsc else float("nan")

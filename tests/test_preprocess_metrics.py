@@ -85,3 +85,8 @@ def test_isic_jaccard_figures_by_hand():
     empty = PooledMetrics()
     empty.update(np.zeros((1, 4, 4), bool), np.zeros((1, 4, 4), bool))  # nothing to find, nothing found
     assert empty.result()["jaccard_mean"] == 1.0 and empty.result()["thresholded_jaccard"] == 1.0
+
+
+def test_no_images_is_no_score():
+    with pytest.raises(ValueError, match="no images were scored"):
+        PooledMetrics().result()

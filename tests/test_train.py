@@ -51,7 +51,7 @@ def test_short_real_training_lowers_loss(ph2, tmp_path):
     ck = load_checkpoint(tmp_path / "best.pt")
     assert ck["format"] == FORMAT and ck["model"] == "aulunet_v3"
     assert ck["config"]["channels"] == [5, 10, 15, 25, 35, 60] or tuple(ck["config"]["channels"]) == (5, 10, 15, 25, 35, 60)
-    assert ck["preprocessing"]["input_size"] == [256, 256] and ck["threshold"] == 0.5
+    assert ck["preprocessing"]["input_size"] == [64, 64] and ck["threshold"] == 0.5  # the size it trained at
     assert ck["data"]["split_hash"] and ck["data"]["n_train"] == 16
     assert ck["train_args"]["epochs"] == 8 and ck["metrics"]["val"]["epoch"] == res["best"]["epoch"]
     assert "optimizer" not in ck  # best.pt is slim; last.pt carries the resume state
@@ -141,3 +141,10 @@ def test_short_real_isic_training_lowers_loss(name, request, tmp_path):
     losses = [e["loss"] for e in log["epochs"]]
     assert len(losses) == 6 and _lowers_loss(losses), losses
     assert log["run"]["data"]["split_source"] == "split.json" and log["run"]["data"]["n_train"] == 16
+
+
+def test_resuming_a_slim_best_checkpoint_is_a_one_line_error(ph2, tmp_path):
+    train_main(_args(tmp_path, "--data", str(ph2), "--epochs", "2", "--stop-after", "1", "--limit-train", "2"))
+    (tmp_path / "last.pt").write_bytes((tmp_path / "best.pt").read_bytes())
+    with pytest.raises(SystemExit, match=r"last\.pt: has no 'optimizer' \(a slim best\.pt\?\)"):
+        train_main(_args(tmp_path, "--data", str(ph2), "--epochs", "2", "--resume", "--limit-train", "2"))
