@@ -4,16 +4,22 @@ Measures the full training step (augmentation + forward + loss + backward + Adam
 in one process, interleaved in rounds so that both see the same machine load, and projects the
 time of one epoch and of the paper's 400 epochs for a training set of `--train-size` images.
 
-Paths: `eager` is the plain module (channels_last), `fast` is the trainer's default
-(`torch.compile` of the forward + loss). Batches come from real images when `--data` has them,
-else from synthetic lesions (said in the JSON). The compile time is reported on its own, not
-counted in the throughput.
+Paths: `eager` is the plain module (channels_last), `fast` is the single-seed trainer's default
+(`torch.compile` of the forward + loss), both with `augment()` per batch. `fast-k<K>[-<engine>]` is
+the K-seed trainer (model/multiseed.py: K seeds as one grouped network, data resident on the device,
+batched augmentation; engine as `--engine`, e.g. fast-k5-capture): its `img_per_s` counts the images
+of all K seeds, `img_per_s_per_seed` one seed's. On a GPU: `--paths eager,fast,fast-k1,fast-k5`.
+Batches come from real images when `--data` has them, else from synthetic lesions (said in the
+JSON). The first step (compile, graph capture) is reported on its own, not counted in the
+throughput. `protocol_h` projects the paper's protocol (5 seeds x 400 epochs, training only). A
+path that fails (e.g. an engine on a new machine) is listed under `failed`; the others still run.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import time
@@ -27,7 +33,20 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "isic2018"
-PATHS = {"eager": False, "fast": True}  # path name -> torch.compile on
+PATHS = {"eager": False, "fast": True}  # the single-seed trainer's paths: name -> torch.compile on
+FLEET_PATH = re.compile(r"^fast-k(\d+)(?:-(eager|compile|cudagraph|capture|capture-eager))?$")
+GPU_PATHS = "eager,fast,fast-k1,fast-k5"
+
+
+def parse_path(name: str):
+    """('single', compile) for eager/fast; ('fleet', K, engine or None) for fast-k<K>[-<engine>]."""
+    if name in PATHS:
+        return ("single", PATHS[name])
+    m = FLEET_PATH.match(name)
+    if m and int(m.group(1)) >= 1:
+        return ("fleet", int(m.group(1)), m.group(2))
+    raise SystemExit(f"error: --paths: unknown path '{name}'; choose from {', '.join(PATHS)} or fast-k<K>[-<engine>] "
+                     f"(e.g. fast-k5, fast-k5-capture; engines: eager, compile, cudagraph, capture, capture-eager)")
 
 
 def _batches(data: str, n: int, size: int, seed: int):
@@ -48,49 +67,93 @@ def _batches(data: str, n: int, size: int, seed: int):
         return x, y, f"synthetic lesions ({e})"
 
 
-def measure(paths, device: torch.device, batch: int, steps: int, rounds: int, size: int, data: str,
-            variant: str = "v3", seed: int = 0, progress: bool = True):
-    from tqdm import tqdm
-
+def _single_run(name, compile_on, device, xt, yt, batch, variant, seed):
     from model.aulunet import build_model
     from model.augment import augment
     from model.train import make_loss_fn, train_step
 
+    torch.manual_seed(seed)
+    model = build_model(variant).to(device).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    loss_fn, gen = make_loss_fn(model, compile_on), torch.Generator().manual_seed(seed)
+
+    def run(first: int, steps: int):  # the trainer's loop: augment() per batch, one step
+        for i in range(first, first + steps):
+            idx = (torch.arange(i * batch, (i + 1) * batch) % len(xt)).to(device)
+            xb, yb = augment(xt[idx], yt[idx], gen)
+            loss = train_step(loss_fn, opt, xb, yb)
+        return loss
+
+    return {"run": run, "seeds": 1, "engine": "compile" if compile_on else "eager", "cudnn_benchmark": False}
+
+
+def _fleet_run(k, engine, device, xt, yt, batch, variant, seed, compile_flag=True):
+    from model.gpu_data import DeviceData, draw_aug_params
+    from model.multiseed import Fleet, resolve_engine
+
+    engine = resolve_engine(engine or "auto", device, compile_flag)
+    data = DeviceData(xt, yt.to(torch.uint8), [str(i) for i in range(len(xt))])
+    fleet = Fleet(variant, range(seed, seed + k), device, engine)
+    gens = [torch.Generator().manual_seed(seed + j) for j in range(k)]
+    n = len(xt)
+
+    def run(first: int, steps: int):  # the K-seed trainer's loop: one draw + transfer per round, then steps
+        idx = [((torch.arange(batch) + (i * batch + j * 7)) % n) for i in range(first, first + steps) for j in range(k)]
+        idx = torch.stack(idx).view(steps, k, batch).to(device)
+        params = torch.cat([draw_aug_params(g, batch) for _ in range(steps) for g in gens]).to(device)
+        rows = k * batch
+        for s in range(steps):
+            loss = fleet.step(data, idx[s], params[s * rows:(s + 1) * rows])
+        return loss
+
+    return {"run": run, "seeds": k, "engine": engine, "cudnn_benchmark": True}  # as model/multiseed.py sets it
+
+
+def measure(paths, device: torch.device, batch: int, steps: int, rounds: int, size: int, data: str,
+            variant: str = "v3", seed: int = 0, progress: bool = True, compile_flag: bool = True):
+    """Interleaved rounds of `steps` training steps per path; returns (results, source, failed)."""
+    from tqdm import tqdm
+
     x, y, source = _batches(data, max(4 * batch, 32), size, seed)
     xt = torch.from_numpy(x).to(device)
     yt = torch.from_numpy(y).float().unsqueeze(1).to(device)
-    runs = {}
-    for name in paths:
-        torch.manual_seed(seed)
-        model = build_model(variant).to(device).to(memory_format=torch.channels_last).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
-        runs[name] = {"model": model, "opt": opt, "loss_fn": make_loss_fn(model, PATHS[name]),
-                      "gen": torch.Generator().manual_seed(seed), "ms": [], "compile_s": None}
-
-    def step(r, i):
-        idx = torch.arange(i * batch, (i + 1) * batch) % len(xt)
-        xb, yb = augment(xt[idx.to(device)], yt[idx.to(device)], r["gen"])
-        return train_step(r["loss_fn"], r["opt"], xb, yb)
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    for name, r in runs.items():  # warm-up; the first call of the fast path compiles
+    runs, failed = {}, []
+    for name in paths:
+        kind = parse_path(name)
         t0 = time.perf_counter()
-        step(r, 0).item()
-        sync()
-        r["compile_s"] = round(time.perf_counter() - t0, 2)
-        for i in range(2):
-            step(r, i).item()
+        try:
+            if kind[0] == "single":
+                r = _single_run(name, kind[1], device, xt, yt, batch, variant, seed)
+            else:
+                r = _fleet_run(kind[1], kind[2], device, xt, yt, batch, variant, seed, compile_flag)
+            torch.backends.cudnn.benchmark = r["cudnn_benchmark"]  # each path as its trainer runs it
+            r["run"](0, 1).cpu()  # warm-up; the first step compiles (and captures a graph)
+            sync()
+            r["first_step_s"] = round(time.perf_counter() - t0, 2)
+            r["run"](1, 2).cpu()
+            r["ms"] = []
+            runs[name] = r
+        except SystemExit:
+            raise
+        except Exception as e:  # one path failing on a new machine must not hide the others' numbers
+            failed.append({"path": name, "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:400]})
     bar = tqdm(total=rounds * len(runs), desc="train_speed", disable=not progress)
     for _ in range(rounds):
-        for name, r in runs.items():
+        for name, r in list(runs.items()):
             sync()
+            torch.backends.cudnn.benchmark = r["cudnn_benchmark"]
             t0 = time.perf_counter()
-            for i in range(steps):
-                loss = step(r, i)
-            loss.item()
+            try:
+                r["run"](3, steps).cpu()
+            except Exception as e:
+                failed.append({"path": name, "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:400]})
+                del runs[name]
+                continue
             sync()
             r["ms"].append((time.perf_counter() - t0) * 1000 / steps)
             bar.update()
@@ -98,17 +161,26 @@ def measure(paths, device: torch.device, batch: int, steps: int, rounds: int, si
     out = []
     for name, r in runs.items():
         ms = statistics.median(r["ms"])
-        out.append({"path": name, "device": str(device), "batch": batch, "threads": torch.get_num_threads(),
-                    "img_per_s": round(batch * 1000 / ms, 2), "ms_per_step": round(ms, 2),
-                    "round_ms": [round(v, 2) for v in r["ms"]], "first_step_s": r["compile_s"]})
-    return out, source
+        k = r["seeds"]
+        out.append({"path": name, "device": str(device), "device_name": _device_name(device), "batch": batch,
+                    "seeds": k, "engine": r["engine"], "threads": torch.get_num_threads(),
+                    "img_per_s": round(k * batch * 1000 / ms, 2), "img_per_s_per_seed": round(batch * 1000 / ms, 2),
+                    "ms_per_step": round(ms, 2), "round_ms": [round(v, 2) for v in r["ms"]],
+                    "first_step_s": r["first_step_s"]})
+    return out, source, failed
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})"
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--paths", default="eager,fast", help=f"comma-separated, from {', '.join(PATHS)}")
+    p.add_argument("--paths", default="eager,fast",
+                   help=f"comma-separated: {', '.join(PATHS)}, fast-k<K>[-<engine>] (on a GPU: {GPU_PATHS})")
+    p.add_argument("--engine", default="auto", help="engine of the fast-k<K> paths that name none (auto: compile on the CPU, cudagraph on CUDA)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--batch", type=int, default=8, help="images per step (the paper's 8)")
+    p.add_argument("--batch", type=int, default=8, help="images per step and seed (the paper's 8)")
     p.add_argument("--steps", type=int, default=10, help="steps per path and round")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median round counts")
     p.add_argument("--size", type=int, default=256, help="input size")
@@ -116,45 +188,59 @@ def main(argv=None):
     p.add_argument("--data", default=str(DEFAULT_DATA), help="images for the batches (synthetic when absent)")
     p.add_argument("--train-size", type=int, default=1815, help="training-set size for the projections (ISIC 2018: 1815)")
     p.add_argument("--epochs", type=int, default=400, help="epochs for the projection")
+    p.add_argument("--protocol-seeds", type=int, default=5, help="seeds of the protocol whose wall time is projected")
     p.add_argument("--json", default=None, help="write the results here as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     paths = [s.strip() for s in args.paths.split(",") if s.strip()]
-    bad = [s for s in paths if s not in PATHS]
-    if bad or not paths:
-        raise SystemExit(f"error: --paths: unknown path '{bad[0] if bad else ''}'; choose from {', '.join(PATHS)}")
-    for flag in ("batch", "steps", "rounds", "size", "train_size", "epochs"):
+    if not paths:
+        raise SystemExit(f"error: --paths: name at least one path, e.g. {GPU_PATHS}")
+    kinds = [parse_path(s) for s in paths]
+    for flag in ("batch", "steps", "rounds", "size", "train_size", "epochs", "protocol_seeds"):
         if getattr(args, flag) < 1:
             raise SystemExit(f"error: --{flag.replace('_', '-')} must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    from model.multiseed import resolve_engine
     from model.train import pick_device
 
     device = pick_device(args.device)
-    results, source = measure(paths, device, args.batch, args.steps, args.rounds, args.size, args.data,
-                              progress=not args.no_progress)
+    for kind in kinds:  # an engine this device cannot run is a user error, before anything is measured
+        if kind[0] == "fleet":
+            resolve_engine(kind[2] or args.engine, device)
+    paths = [s if not (kind[0] == "fleet" and kind[2] is None and args.engine != "auto") else f"{s}-{args.engine}"
+             for s, kind in zip(paths, kinds)]
+    results, source, failed = measure(paths, device, args.batch, args.steps, args.rounds, args.size, args.data,
+                                      progress=not args.no_progress)
     for r in results:
-        epoch_s = args.train_size / r["img_per_s"]
-        r["epoch_s"] = round(epoch_s, 1)
-        r["projected_h"] = round(epoch_s * args.epochs / 3600, 2)
+        epoch_s = args.train_size / r["img_per_s_per_seed"]  # every seed sees the training set once
+        r["epoch_s"] = round(epoch_s, 2)
+        r["projected_h"] = round(epoch_s * args.epochs / 3600, 3)  # one seed's run (all K at once)
+        r["protocol_h"] = round(args.protocol_seeds * args.train_size * args.epochs / r["img_per_s"] / 3600, 3)
     base = next((r for r in results if r["path"] == "eager"), None)
     if base:
         for r in results:
             r["speedup_vs_eager"] = round(r["img_per_s"] / base["img_per_s"], 3)
-    report = {"results": results, "data": source, "size": args.size, "train_size": args.train_size,
-              "epochs": args.epochs, "torch": torch.__version__, "machine": platform.machine(),
+    report = {"results": results, "failed": failed, "data": source, "size": args.size, "train_size": args.train_size,
+              "epochs": args.epochs, "protocol_seeds": args.protocol_seeds, "torch": torch.__version__,
+              "cuda": torch.version.cuda, "machine": platform.machine(),
               "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-              "note": "training step incl. augmentation; projections exclude evaluation and compile time"}
+              "note": ("training step incl. augmentation; img_per_s counts all seeds, img_per_s_per_seed one; "
+                       "projected_h = one seed's epochs, protocol_h = protocol_seeds x epochs x train_size images; "
+                       "projections exclude evaluation and compile time")}
     text = json.dumps(report, indent=1)
     if args.json:
         from model.checkpoint import atomic_write_text
 
         atomic_write_text(args.json, text + "\n")
-    print(f"| path | device | threads | img/s | ms/step | epoch ({args.train_size} img) | {args.epochs} epochs |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(f"| path | device | seeds | img/s (all) | img/s per seed | ms/step | epoch ({args.train_size} img) | "
+          f"{args.epochs} epochs | {args.protocol_seeds} seeds x {args.epochs} epochs |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['path']} | {r['device']} | {r['threads']} | {r['img_per_s']} | {r['ms_per_step']} | "
-              f"{r['epoch_s']} s | {r['projected_h']} h |")
+        print(f"| {r['path']} | {r['device_name']} | {r['seeds']} | {r['img_per_s']} | {r['img_per_s_per_seed']} | "
+              f"{r['ms_per_step']} | {r['epoch_s']} s | {r['projected_h']} h | {r['protocol_h']} h |")
+    for f in failed:
+        print(f"| {f['path']} | failed: {f['error']} |")
     return report
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,10 @@ import torch
 from model.aulunet import build_model, get_config
 from model.augment import augment
 from model.checkpoint import FORMAT, TOOLKIT_VERSION, atomic_write_text, load_checkpoint, save_atomic
+from model.clitools import HelpFormatter, check_ranges, user_errors
 from model.data import DataError, load_arrays, open_dataset
+from model.preprocess import SIZE_MULTIPLE
+from model.safeio import ensure_writable_dir
 from model.losses import bce_dice_loss
 from model.metrics import PooledMetrics
 from model.preprocess import PREPROCESSING, THRESHOLD
@@ -82,18 +86,18 @@ def evaluate_arrays(model, x: torch.Tensor, y: np.ndarray, batch: int = 16) -> d
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset root (generic, ISIC or PH2 layout)")
     p.add_argument("--variant", default="v3", help="registry name, e.g. v3 or aulunet_v3_baseline")
-    p.add_argument("--epochs", type=int, default=400)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--min-lr", type=float, default=1e-5)
-    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--epochs", type=int, default=400, help="training epochs (the paper's 400)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per optimiser step")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate at the start of the schedule")
+    p.add_argument("--min-lr", type=float, default=1e-5, help="learning rate at the bottom of the cosine")
+    p.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay")
     p.add_argument("--schedule", choices=["cosine", "restart"], default="cosine",
                    help="cosine: once to min-lr over all epochs; restart: reference CosineAnnealingLR(T_max=50)")
-    p.add_argument("--restart-tmax", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--restart-tmax", type=int, default=50, help="--schedule restart: epochs from the top of the cosine to its bottom")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the batch order and augmentation (and of the split when there is no split.json)")
     p.add_argument("--size", type=int, default=256, help="input size (256 for real runs; smaller for quick tests)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (0 = all)")
     p.add_argument("--limit-val", type=int, default=0, help="use only the first N validation images (0 = all)")
@@ -104,38 +108,63 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="run folder (default runs/<variant>_<schedule>_s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--stop-after", type=int, default=0, help="stop after this many epochs in total (simulates a kill)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    # The K-seed trainer (model/multiseed.py; also what torchrun runs): --seeds selects it.
+    p.add_argument("--seeds", default=None, help="train these seeds at once in one process, e.g. 0,1,2,3,4 or 0-4 (K-seed trainer, model/multiseed.py)")
+    p.add_argument("--engine", default="auto", help="K-seed trainer's step: auto, eager, compile, cudagraph, capture or capture-eager (model/multiseed.py)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp64"], default="fp32",
+                   help="K-seed trainer: fp32; bf16 = bfloat16 autocast of the forward; fp64 = all in float64 (slow; for exactness checks)")
+    p.add_argument("--time-limit", type=float, default=0, help="K-seed trainer: stop resumably at the last epoch that fits in this many seconds (0: no limit)")
+    p.add_argument("--save-every", type=int, default=1, help="K-seed trainer: write checkpoints every N epochs (and at the end or a stop)")
     return p.parse_args(argv)
 
 
+@user_errors
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    for flag in ("epochs", "batch_size"):
-        if getattr(args, flag) < 1:
-            raise SystemExit(f"error: --{flag.replace('_', '-')} must be at least 1 (got {getattr(args, flag)})")
+    check_ranges(args, {"epochs": 1, "batch_size": 1, "min_lr": 0.0, "weight_decay": 0.0, "restart_tmax": 1,
+                        "size": SIZE_MULTIPLE, "limit_train": 0, "limit_val": 0, "threads": 0, "stop_after": 0})
+    if not args.lr > 0:
+        raise SystemExit(f"error: --lr must be positive (got {args.lr})")
+    if args.size % SIZE_MULTIPLE:
+        raise SystemExit(f"error: --size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
     name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
     try:
         get_config(name)
     except KeyError as e:
         raise SystemExit(f"error: {e.args[0]}")
+    if args.seeds is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from model.multiseed import main as multiseed_main  # K seeds in one process, or torchrun
+
+        return multiseed_main(args)
+    if args.engine != "auto" or args.precision != "fp32" or args.time_limit or args.save_every != 1:
+        raise SystemExit("error: --engine, --precision, --time-limit and --save-every belong to the K-seed trainer; add --seeds (e.g. --seeds 0)")
     out = Path(args.out or REPO / "runs" / f"{name}_{args.schedule}_s{args.seed}")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"error: {out}: is a file, not a run folder; pass --out with a folder")
+    if args.resume and not (out / "last.pt").is_file():
+        raise SystemExit(f"error: {out / 'last.pt'}: nothing to resume; run without --resume first")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
 
+    # Data first, the run folder after: bad data must not leave an empty run folder behind.
     try:
         ds = open_dataset(args.data, seed=args.seed)
-        train_s, val_s = ds.subset("train"), ds.subset("val")
+        try:
+            train_s, val_s = ds.subset("train"), ds.subset("val")
+        except DataError as e:
+            raise DataError(f"{e} (model/train.py trains on 'train' and selects on 'val')") from None
+        if args.limit_train:
+            train_s = train_s[: args.limit_train]
+        if args.limit_val:
+            val_s = val_s[: args.limit_val]
+        show = not args.no_progress
+        xtr, ytr = load_arrays(train_s, args.size, progress=show)
+        xva, yva = load_arrays(val_s, args.size, progress=show)
     except DataError as e:
-        raise SystemExit(f"error: {e}")
-    if args.limit_train:
-        train_s = train_s[: args.limit_train]
-    if args.limit_val:
-        val_s = val_s[: args.limit_val]
-    show = not args.no_progress
-    xtr, ytr = load_arrays(train_s, args.size, progress=show)
-    xva, yva = load_arrays(val_s, args.size, progress=show)
+        raise SystemExit(f"error: {e}") from None
+    ensure_writable_dir(out, "--out")
     mem = torch.channels_last
     xtr_t = torch.from_numpy(xtr).to(device)
     ytr_t = torch.from_numpy(ytr).float().unsqueeze(1).to(device)
@@ -152,6 +181,10 @@ def main(argv=None) -> dict:
         if not last_path.is_file():
             raise SystemExit(f"error: {last_path}: nothing to resume; run without --resume first")
         ck = load_checkpoint(last_path)
+        lacking = [k for k in ("optimizer", "rng", "best", "history", "epoch", "train_args") if k not in ck]
+        if lacking:
+            raise SystemExit(f"error: {last_path}: has no '{lacking[0]}' (a slim best.pt?), so it cannot be resumed; "
+                             f"resume from the last.pt that model/train.py wrote beside it")
         if ck["train_args"]["epochs"] != args.epochs or ck["train_args"]["schedule"] != args.schedule:
             raise SystemExit(f"error: {last_path}: was trained with --epochs {ck['train_args']['epochs']} --schedule {ck['train_args']['schedule']}; resume with the same values")
         model.load_state_dict(ck["state_dict"])
@@ -164,9 +197,9 @@ def main(argv=None) -> dict:
         "toolkit_version": TOOLKIT_VERSION,
         "model": name,
         "config": model.cfg.to_dict(),
-        "preprocessing": PREPROCESSING,
+        "preprocessing": {**PREPROCESSING, "input_size": [args.size, args.size]},
         "threshold": THRESHOLD,
-        "train_args": {k: v for k, v in vars(args).items() if k not in ("resume", "stop_after", "no_progress")},
+        "train_args": {k: v for k, v in vars(args).items() if k not in ("resume", "stop_after", "no_progress", "seeds", "engine", "precision", "time_limit", "save_every")},
         "data": {"root": str(Path(args.data).resolve()), "layout": ds.layout, "split_source": ds.split_source,
                  "split_hash": ds.split_hash(), "n_train": len(train_s), "n_val": len(val_s)},
     }
