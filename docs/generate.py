@@ -10,6 +10,8 @@ written by hand. Sources:
   exports/*.numerics.json, summary.json   python export/all.py
   benchmarks/results/<device>.json        python benchmarks/run.py --update-results
   benchmarks/results/profile_ops_host.json  python benchmarks/profile_ops.py --json
+  benchmarks/results/train_speed_cpu.json python benchmarks/train_speed.py --json
+  model/weights/protocol_results.json     python model/protocol.py --save (val/test/cross-dataset rows)
 
 ISIC 2018 / ISIC 2017: their rows fill in by themselves once `model/weights/aulunet_v3_isic2018.metrics.json`
 (and `.train_log.json`; the same for isic2017) are committed, and their export columns once
@@ -161,6 +163,51 @@ def schedules() -> str:
     return "\n".join(rows)
 
 
+def _protocol_rows() -> List[Dict]:
+    data = _json(WEIGHTS / "protocol_results.json")
+    return data["rows"] if data else []
+
+
+def paper() -> str:
+    """ISIC test figures beside the paper's Table 1 (mIoU / DSC in %)."""
+    from model.protocol import PAPER
+
+    rows = {(r["model"], r["dataset"], r["split"]): r for r in _protocol_rows()}
+    out = ["| model | ISIC 2018 mIoU | ISIC 2018 DSC | ISIC 2017 mIoU | ISIC 2017 DSC | epochs | seeds | images |",
+           "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name in PAPER["isic2018"]:
+        a, b = PAPER["isic2018"][name], PAPER["isic2017"][name]
+        out.append(f"| {name} | {a[0]:.2f} | {a[1]:.2f} | {b[0]:.2f} | {b[1]:.2f} | 400 | mean of 5 | official, full size |")
+    cells, epochs = [], []
+    for ds in ("isic2018", "isic2017"):
+        r = rows.get((f"aulunet_v3_{ds}", ds, "test"))
+        cells += [PENDING, PENDING] if r is None else [f"{100 * r['miou']:.2f}", f"{100 * r['dsc']:.2f}"]
+        epochs.append(PENDING if r is None else f"{r['epochs_run']} (best {r['epoch']})")
+    out.append(f"| AULUNet-v3, this toolkit (test split, once) | {' | '.join(cells)} | {' / '.join(epochs)} | 1 (seed 0) | "
+               f"reduced (ISIC 2018 at 256x192), ../shared splits |")
+    return "\n".join(out)
+
+
+def protocol() -> str:
+    """Every row of model/protocol.py: each checkpoint on its val and test splits and on unseen datasets."""
+    from model.protocol import markdown
+
+    rows = _protocol_rows()
+    return markdown(rows).rstrip() if rows else PENDING
+
+
+def train_speed() -> str:
+    data = _json(RESULTS / "train_speed_cpu.json")
+    if not data:
+        return PENDING
+    out = ["| path | device | threads | img/s | ms/step | vs eager | epoch of ISIC 2018 (1,815 images) | 400 epochs |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in data["results"]:
+        out.append(f"| {r['path']} | {r['device']} ({data.get('cpu_capability', '')}) | {r['threads']} | {r['img_per_s']:.1f} | "
+                   f"{r['ms_per_step']:.0f} | {r.get('speedup_vs_eager', 1):.2f}x | {r['epoch_s']:.0f} s | {r['projected_h']:.1f} h |")
+    return "\n".join(out)
+
+
 # ------------------------------------------------------------------ docs/export.md, docs/benchmarks.md
 
 def formats() -> str:
@@ -193,6 +240,9 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "checkpoints": checkpoints,
     "ph2-run": ph2_run,
     "schedules": schedules,
+    "paper": paper,
+    "protocol": protocol,
+    "train-speed": train_speed,
     "formats": formats,
     "exports": exports,
     "host": lambda: _bench("host"),
