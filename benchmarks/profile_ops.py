@@ -23,10 +23,10 @@ if __package__ in (None, ""):
 import numpy as np
 
 from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from model.shipped import export_path
 
 REPO = Path(__file__).resolve().parents[1]
-EXPORTS = REPO / "exports"
-DEFAULT = [EXPORTS / f"aulunet_v3_ph2{q}{ext}" for ext in (".onnx", ".xml") for q in ("", "_int8")]
+DEFAULT = [export_path(f"{q}{ext}") for ext in (".onnx", ".xml") for q in ("", "_int8")]
 
 
 def _image(size: int = 256) -> np.ndarray:

@@ -35,8 +35,7 @@ from export.formats import FORMATS
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "exports"
-WEIGHTS = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
-DATA = REPO.parent / "shared" / "data" / "ph2"
+from model.shipped import DEFAULT_DATA as DATA, DEFAULT_WEIGHTS as WEIGHTS  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"  # the committed results the docs cite: written only with --update-results
 DEFAULT_OUT = REPO / "outputs" / "benchmarks"  # git-ignored
 

@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
 WEIGHTS = REPO / "model" / "weights"
 EXPORTS = REPO / "exports"
 RESULTS = REPO / "benchmarks" / "results"
-SHIPPED = "aulunet_v3_ph2"
+SHIPPED = "aulunet_v3_ph2"  # the PH2 checkpoint's own sections (its run and schedules), whatever the default
 DATASETS = [("ph2", "PH2"), ("isic2018", "ISIC 2018"), ("isic2017", "ISIC 2017")]
 PENDING = "pending"
 # The web demo's place in the headline table (web_demo/bench.py measures it in Chromium and writes docs/web.md).

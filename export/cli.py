@@ -22,7 +22,7 @@ import numpy as np
 from export.formats import FORMATS, Format
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
+from model.shipped import DEFAULT_WEIGHTS  # noqa: E402
 EXPORTS = REPO / "exports"
 
 

@@ -23,8 +23,7 @@ from model.data import DataError, Sample, load_arrays, open_dataset  # noqa: F40
 from model.metrics import PooledMetrics
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "ph2"
+from model.shipped import DEFAULT_DATA, DEFAULT_WEIGHTS  # noqa: E402  (re-exported: demo.py imports them here)
 
 
 def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progress: bool = False,

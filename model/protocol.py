@@ -23,9 +23,8 @@ if __package__ in (None, ""):
 
 from model.clitools import HelpFormatter, add_verbose, quiet, user_errors
 
-REPO = Path(__file__).resolve().parents[1]
-WEIGHTS = REPO / "model" / "weights"
-DATA = REPO.parent / "shared" / "data"
+from model.shipped import REPO, SHARED_DATA as DATA, WEIGHTS_DIR as WEIGHTS  # noqa: E402
+
 COMMITTED = WEIGHTS / "protocol_results.json"
 
 # checkpoint -> (dataset, split, role): "val" selected the epoch, "test" is reported once, "cross" is unseen data.

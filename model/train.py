@@ -41,7 +41,7 @@ from model.metrics import PooledMetrics
 from model.preprocess import PREPROCESSING, THRESHOLD
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "ph2"
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "ph2"  # training's default data stays the small PH2 set
 
 
 def lr_at(epoch: int, args) -> float:

@@ -9,7 +9,7 @@ sys.path.insert(0, str(REPO))
 
 DATA = REPO.parent / "shared" / "data"
 PH2 = DATA / "ph2"
-SHIPPED = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
+SHIPPED = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"  # tests pin the PH2 model: its figures are known
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from model.shipped import export_path  # noqa: E402
+
 ASSETS = REPO / "android_demo" / "app" / "src" / "main" / "assets"
-DEFAULT = REPO / "exports" / "aulunet_v3_ph2_int8.tflite"
+DEFAULT = export_path("_int8.tflite")
 
 
 def copy(model: Path = DEFAULT, assets: Path = ASSETS) -> Path:

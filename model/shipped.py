@@ -1,0 +1,30 @@
+"""The shipped checkpoints, and the one every command uses by default (stdlib only).
+
+Change DEFAULT_MODEL here, and only here, to switch the default of `bash run.sh`, evaluate, the
+exporters, the benchmarks and the demos' tools; its dataset comes with it (the folder of that name
+under ../shared/data, where the checkpoint's own metadata also points).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS_DIR = REPO / "model" / "weights"
+EXPORTS_DIR = REPO / "exports"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# model name -> the dataset (folder under ../shared/data) it was trained and selected on
+SHIPPED = {
+    "aulunet_v3_ph2": "ph2",
+    "aulunet_v3_isic2018": "isic2018",
+    "aulunet_v3_isic2017": "isic2017",
+}
+DEFAULT_MODEL = "aulunet_v3_ph2"
+DEFAULT_DATASET = SHIPPED[DEFAULT_MODEL]
+DEFAULT_WEIGHTS = WEIGHTS_DIR / f"{DEFAULT_MODEL}.pt"
+DEFAULT_DATA = SHARED_DATA / DEFAULT_DATASET
+
+
+def export_path(suffix: str, model: str = DEFAULT_MODEL) -> Path:
+    """exports/<model><suffix>, e.g. export_path('_int8.tflite')."""
+    return EXPORTS_DIR / f"{model}{suffix}"
