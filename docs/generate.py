@@ -16,7 +16,7 @@ written by hand. Sources:
 ISIC 2018 / ISIC 2017: their rows fill in by themselves once `model/weights/aulunet_v3_isic2018.metrics.json`
 (and `.train_log.json`; the same for isic2017) are committed, and their export columns once
 `exports/aulunet_v3_isic2018*.numerics.json` are; until then the tables say "pending". The web demo's row
-points at docs/web.md, which web_demo/bench.py writes (WEB_DEMO_ROW below).
+comes from web_demo/results/chromium_wasm.json, which web_demo/bench.py writes (web_demo_row below).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ SHIPPED = "aulunet_v3_ph2"  # the PH2 checkpoint's own sections (its run and sch
 DATASETS = [("ph2", "PH2"), ("isic2018", "ISIC 2018"), ("isic2017", "ISIC 2017")]
 PENDING = "pending"
 # The web demo's place in the headline table (web_demo/bench.py measures it in Chromium and writes docs/web.md).
-WEB_DEMO_ROW = "| web demo (browser: onnxruntime-web, LiteRT.js) | | | | | | [docs/web.md](docs/web.md) | [docs/web.md](docs/web.md) |"
+WEB_RESULTS = REPO / "web_demo" / "results" / "chromium_wasm.json"
 METRICS = ("dsc", "miou", "accuracy", "specificity", "sensitivity", "mean_image_dsc")
 
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
@@ -102,7 +102,7 @@ def headline() -> str:
                     f"{_f(_dataset_dsc('isic2018', name, suffix))} | {_f(_dataset_dsc('isic2017', name, suffix))} | "
                     f"{_f(one and one['p50_ms'], '.1f')} / {_f(two and two['p50_ms'], '.1f')} | "
                     f"{_f(one and one['e2e_p50_ms'], '.1f')} / {_f(two and two['e2e_p50_ms'], '.1f')} |")
-    rows.append(WEB_DEMO_ROW)
+    rows.append(web_demo_row())
     d = host["device"]
     rows += ["", f"Latency: {d.get('cpu')} ({d['cores']} cores, shared and noisy), one 256x256 image per call, p50 pooled over "
                  f"{host['settings']['rounds']} interleaved rounds (`benchmarks/results/host.json`); end-to-end is "
@@ -161,6 +161,24 @@ def schedules() -> str:
         rows.append(f"| {label} | {b['dsc']:.4f} / {b['miou']:.4f} ({b['epoch']}) | {last['val_dsc']:.4f} / "
                     f"{last['val_miou']:.4f} | {f['mean50']:.4f} +- {f['std50']:.4f} |")
     return "\n".join(rows)
+
+
+def web_demo_row() -> str:
+    """The web demo's default file in Chromium (model alone and end to end, 1 / 2 threads)."""
+    data = _json(WEB_RESULTS)
+    if not data:
+        return "| Chromium WASM, this host | | | | | | pending | pending |"
+    from web_demo.models import DEFAULT
+
+    fmt, quant = DEFAULT
+    rows = {r["threads"]: r for r in data["rows"]
+            if r["file"].endswith(f"{'' if quant == 'none' else '_' + quant}.{fmt}") and r["quantize"] == quant}
+    one, two = rows.get(1), rows.get(2)
+    name = (one or two)["runtime_name"].split(" (")[0] if (one or two) else fmt
+    ms = lambda r, k: _f(r and r[k]["median_ms"], ".1f")  # noqa: E731
+    return (f"| Chromium WASM, this host ({name} {quant.upper() if quant != 'none' else 'fp32'}, the web demo's default; "
+            f"[docs/web.md](docs/web.md)) | | same masks as the file in Python | | | | {ms(one, 'model')} / {ms(two, 'model')} | "
+            f"{ms(one, 'end_to_end')} / {ms(two, 'end_to_end')} |")
 
 
 def _protocol_rows() -> List[Dict]:

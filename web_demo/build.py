@@ -1,0 +1,198 @@
+"""Assemble the static site: `python web_demo/build.py [--out web_demo/dist] [--exports DIR] [--model FILE]`.
+
+No bundler: the page's own files (`site/`), the few runtime files it loads from `node_modules/` (installed by
+`npm ci`, pinned in package-lock.json), the exported models and `models/manifest.json` are copied into one
+folder that any static server can host (it must send the COOP/COEP headers of `serve.py` for threads). The
+page's Content-Security-Policy (`connect-src 'self'` etc.) gets the hash of its inline import map here.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from model.clitools import HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
+from model.errors import UserError  # noqa: E402
+from model.safeio import atomic_write_bytes  # noqa: E402
+from web_demo import models  # noqa: E402
+
+HERE = REPO / "web_demo"
+SITE = HERE / "site"
+NODE_MODULES = HERE / "node_modules"
+DIST = HERE / "dist"
+INSTALL_HINT = "run `bash run.sh web` or `npm ci --prefix web_demo`"
+
+# served path -> file under node_modules/ (only what the page loads; the ORT "wasm" build, not the 28 MB default)
+VENDOR: Dict[str, str] = {
+    "vendor/ort/ort.wasm.min.mjs": "onnxruntime-web/dist/ort.wasm.min.mjs",
+    "vendor/ort/ort-wasm-simd-threaded.mjs": "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs",
+    "vendor/ort/ort-wasm-simd-threaded.wasm": "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
+    "vendor/litert/core/index.js": "@litertjs/core/dist/index.js",
+    "vendor/litert/wasm-utils/index.js": "@litertjs/wasm-utils/dist/index.js",
+    # LiteRT.js picks one by browser features: relaxed SIMD (Chromium), + threads, or neither (compat)
+    **{f"vendor/litert/wasm/litert_wasm_{v}internal.{e}": f"@litertjs/core/wasm/litert_wasm_{v}internal.{e}"
+       for v in ("", "threaded_", "compat_") for e in ("js", "wasm")},
+}
+
+# what core.js implements; a model whose metadata asks for other preprocessing is refused
+PREPROCESSING_KEYS = ("version", "input_size", "color", "resize", "scale", "output")
+
+
+class BuildError(UserError):
+    """The site cannot be built from what is here; the message names the file and the fix."""
+
+
+def pinned_versions() -> Dict[str, str]:
+    return json.loads((HERE / "package.json").read_text())["dependencies"]
+
+
+def check_node_modules(node_modules: Path = NODE_MODULES) -> None:
+    for name, version in pinned_versions().items():
+        pkg = node_modules / name / "package.json"
+        if not pkg.is_file():
+            raise BuildError(f"{pkg.parent}: npm package {name} is not installed; {INSTALL_HINT}")
+        got = json.loads(pkg.read_text()).get("version")
+        if got != version:
+            raise BuildError(f"{pkg.parent}: {name} {got} is installed but package.json pins {version}; {INSTALL_HINT}")
+
+
+def copy_if_changed(src: Path, dst: Path) -> None:
+    """Copy atomically unless dst already has src's size and modification time."""
+    s = src.stat()
+    if dst.is_file():
+        d = dst.stat()
+        if d.st_size == s.st_size and d.st_mtime_ns == s.st_mtime_ns:
+            return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    if path.is_file() and path.read_bytes() == data:
+        return
+    atomic_write_bytes(path, data)
+
+
+def model_entry(path: Path, fmt: str, quantize: Optional[str], verbose: bool = False) -> Dict:
+    """The manifest's entry for one file (`quantize` None: as its metadata says)."""
+    import runtimes
+    from model.preprocess import PREPROCESSING
+    from runtimes.onnx_backend import LEVEL_FOR_FLOAT, LEVEL_FOR_INT8
+
+    with quiet(verbose):  # the runtimes' own start-up lines
+        meta = runtimes.load(path, threads=1).metadata
+    pre = meta.get("preprocessing", {})
+
+    quantize = quantize or meta.get("quantization", "none")
+    for key in PREPROCESSING_KEYS:
+        if pre.get(key) != PREPROCESSING[key]:
+            raise BuildError(f"{path}: its preprocessing '{key}' is {pre.get(key)!r}, but the page implements "
+                             f"{PREPROCESSING[key]!r}; re-export it with the current toolkit or update site/core.js")
+    entry = {
+        "file": path.name, "format": fmt, "runtime": models.RUNTIMES[fmt], "quantize": quantize,
+        "layout": meta.get("input", {}).get("layout", "NCHW"), "input_size": pre["input_size"][0],
+        "threshold": float(meta.get("threshold", 0.5)), "bytes": path.stat().st_size,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "source_checkpoint": (meta.get("source_checkpoint") or {}).get("file"),
+    }
+    if fmt == "onnx":  # the Python backend's rule (runtimes/onnx_backend.py), in onnxruntime-web's words
+        level = LEVEL_FOR_INT8 if meta.get("quantization") == "int8" else LEVEL_FOR_FLOAT
+        entry["graph_optimization"] = {"ORT_ENABLE_EXTENDED": "extended", "ORT_ENABLE_ALL": "all"}[level]
+    return entry
+
+
+def input_checks() -> Dict:
+    """The photo checks of model/preprocess.py (too small, no contrast), for the page to repeat."""
+    import model.preprocess as pre
+
+    return {"min_image_side": getattr(pre, "MIN_IMAGE_SIDE", 0), "min_contrast": getattr(pre, "MIN_CONTRAST", 0)}
+
+
+def page_html(site: Path) -> bytes:
+    """index.html with the sha256 of its inline import map in the CSP, so no other inline script can run."""
+    html = (site / "index.html").read_text()
+    m = re.search(r'<script type="importmap">(.*?)</script>', html, re.S)
+    if not m or "__IMPORTMAP_SHA256__" not in html:
+        raise BuildError(f"{site / 'index.html'}: no inline import map or CSP placeholder __IMPORTMAP_SHA256__; restore it")
+    digest = base64.b64encode(hashlib.sha256(m.group(1).encode()).digest()).decode()
+    return html.replace("__IMPORTMAP_SHA256__", f"sha256-{digest}").encode()
+
+
+def build(out: Path = DIST, exports: Optional[Path] = None, model: Optional[Path] = None,
+          node_modules: Path = NODE_MODULES, verbose: bool = False) -> Dict:
+    """Assemble `out`; returns the manifest. `model` (a .onnx or .tflite file) replaces the offered set."""
+    check_node_modules(node_modules)
+    exports = Path(exports) if exports else models.EXPORTS
+    if model is not None:
+        model = Path(model)
+        fmt = {models.FORMATS[k].suffix: k for k in models.RUNTIMES}.get(model.suffix.lower())
+        if fmt is None:
+            raise BuildError(f"{model}: the page runs .onnx (onnxruntime-web) or .tflite (LiteRT.js) files; pass one of those")
+        if not model.is_file():
+            raise BuildError(f"{model}: model file not found; check --model or export it first (python export/all.py)")
+        chosen = [(model, fmt, None)]
+    else:
+        default = models.default_file(exports)
+        if not default.is_file():
+            raise BuildError(f"{default}: the page's default model is missing; export it (python export/all.py) "
+                             f"or pass --exports DIR / --model FILE")
+        chosen = [(p, f, q) for p, (f, q) in zip(models.offered_files(exports), models.OFFERED) if p.is_file()]
+    entries = [model_entry(p, f, q, verbose) for p, f, q in chosen]
+    manifest = {"default": chosen[0][0].name if model is not None else models.default_file(exports).name,
+                "models": entries, "input_checks": input_checks()}
+
+    out = Path(out)
+    wanted: List[Path] = []
+    for src in sorted(SITE.rglob("*")):
+        if src.is_file():
+            dst = out / src.relative_to(SITE)
+            wanted.append(dst)
+            if src.name == "index.html":
+                write_atomic(dst, page_html(SITE))
+            else:
+                copy_if_changed(src, dst)
+    for served, rel in VENDOR.items():
+        src = node_modules / rel
+        if not src.is_file():
+            raise BuildError(f"{src}: missing from the installed npm package; {INSTALL_HINT}")
+        copy_if_changed(src, out / served)
+        wanted.append(out / served)
+    for p, _, _ in chosen:
+        copy_if_changed(p, out / "models" / p.name)
+        wanted.append(out / "models" / p.name)
+    manifest_path = out / "models" / "manifest.json"
+    write_atomic(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
+    wanted.append(manifest_path)
+    keep = {p.resolve() for p in wanted}
+    for stale in [p for p in out.rglob("*") if p.is_file() and p.resolve() not in keep]:
+        stale.unlink()  # e.g. a model no longer offered: the site holds exactly what the manifest says
+    return manifest
+
+
+@user_errors
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--out", default=str(DIST))
+    p.add_argument("--exports", default=None, help=f"folder of exported models (default {models.EXPORTS})")
+    p.add_argument("--model", default=None, help="serve only this .onnx or .tflite file")
+    add_verbose(p)
+    args = p.parse_args(argv)
+    manifest = build(Path(args.out), args.exports, args.model, verbose=args.verbose)
+    print(f"{args.out}: {len(manifest['models'])} model(s), default {manifest['default']}")
+
+
+if __name__ == "__main__":
+    main()

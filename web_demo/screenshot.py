@@ -1,0 +1,56 @@
+"""Screenshot of the demo on a real photo: `python web_demo/screenshot.py [--photo FILE] [--out docs/web_demo.png]`.
+
+Serves the site, opens it in headless Chromium with the default model, chooses the photo through the page's file
+input and saves the page as a PNG (for docs/web.md and the README).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from model.clitools import HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
+from model.errors import UserError  # noqa: E402
+
+DEFAULT_PHOTO = REPO.parent / "shared" / "data" / "ph2" / "images" / "IMD002.jpg"
+
+
+@user_errors
+def main(argv=None) -> None:
+    from web_demo.browser import Page, chromium
+    from web_demo.build import DIST, build
+    from web_demo.serve import Server
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--photo", default=str(DEFAULT_PHOTO), help="the photo to segment")
+    p.add_argument("--out", default=str(REPO / "docs" / "web_demo.png"))
+    p.add_argument("--site", default=str(DIST), help="where the site is assembled")
+    add_verbose(p)
+    args = p.parse_args(argv)
+    photo, out = Path(args.photo), Path(args.out)
+    if not photo.is_file():
+        raise UserError(f"--photo {photo}: file not found; pass a photo (default: a PH2 image in ../shared)")
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: the screenshot is a PNG; give a .png path")
+    with quiet(args.verbose):
+        build(Path(args.site))
+    with Server(Path(args.site)) as server, chromium() as browser:
+        page = Page(browser, server.url, "sw=0", viewport={"width": 900, "height": 760})
+        try:
+            if page.segment(photo) is None:
+                raise UserError(f"--photo {photo}: the page refused it: {page.error_text()}")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.tmp.png")
+            page.page.screenshot(path=str(tmp), full_page=True)
+            tmp.replace(out)
+        finally:
+            page.close()
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
