@@ -175,7 +175,9 @@ def _device_name(device: torch.device) -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from model.clitools import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--paths", default="eager,fast",
                    help=f"comma-separated: {', '.join(PATHS)}, fast-k<K>[-<engine>] (on a GPU: {GPU_PATHS})")
     p.add_argument("--engine", default="auto", help="engine of the fast-k<K> paths that name none (auto: compile on the CPU, cudagraph on CUDA)")
