@@ -473,22 +473,16 @@ def main(args) -> Dict:
 def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
     from tqdm import tqdm
 
-    from model.aulunet import get_config
     from model.checkpoint import atomic_write_text, save_atomic
     from model.data import DataError, open_dataset
     from model.train import REPO, lr_at, pick_device
 
+    from model.clitools import check_ranges
+
     t_start = time.time()
-    for flag in ("epochs", "batch_size", "save_every"):
-        if getattr(args, flag) < 1:
-            raise SystemExit(f"error: --{flag.replace('_', '-')} must be at least 1 (got {getattr(args, flag)})")
-    if args.time_limit < 0:
-        raise SystemExit(f"error: --time-limit must be at least 0 seconds (got {args.time_limit})")
+    # model/train.py checked the shared flags and the variant before it dispatched here
+    check_ranges(args, {"save_every": 1, "time_limit": 0.0})
     name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
-    try:
-        get_config(name)
-    except KeyError as e:
-        raise SystemExit(f"error: {e.args[0]}")
     device = dev or pick_device(args.device)
     engine = resolve_engine(args.engine, device, args.compile, dist)
     if args.threads:
