@@ -8,6 +8,7 @@ written by hand. Sources:
   model/weights/<name>.metrics.json       python model/evaluate.py --json (the checkpoint's val metrics)
   model/weights/<name>.train_log.json     the run's log.json from model/train.py (every epoch)
   exports/*.numerics.json, summary.json   python export/all.py
+  exports/int8_recipes_<model>.json       python export/int8_recipes.py --update-results (default model's INT8 recipes)
   benchmarks/results/<device>.json        python benchmarks/run.py --update-results
   benchmarks/results/profile_ops_host.json  python benchmarks/profile_ops.py --json
   benchmarks/results/train_speed_cpu.json python benchmarks/train_speed.py --json
@@ -240,6 +241,14 @@ def exports() -> str:
     return summary_markdown(_json(EXPORTS / "summary.json"))
 
 
+def int8_recipes() -> str:
+    """The INT8 recipe table of the default model (model/shipped.py); the by-hand column only for PH2, where it was measured."""
+    from export.int8_recipes import markdown, results_name
+    from model.shipped import DEFAULT_MODEL
+
+    return markdown(_json(EXPORTS / results_name(DEFAULT_MODEL)), earlier=DEFAULT_MODEL == SHIPPED)
+
+
 def _bench(device: str) -> str:
     from benchmarks.run import markdown
 
@@ -263,6 +272,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "train-speed": train_speed,
     "formats": formats,
     "exports": exports,
+    "int8-recipes": int8_recipes,
     "host": lambda: _bench("host"),
     "arm-emu": lambda: _bench("arm-emu"),
     "profile-onnx": lambda: _profile(".onnx"),

@@ -3,16 +3,19 @@
 fp32: torch.onnx (TorchScript exporter, opset 17, dynamic batch), simplified with onnxsim.
 fp16: onnxconverter-common's float16 conversion, float32 input/output kept.
 int8: onnxruntime.quantization.quantize_static, QDQ, Conv only, per-tensor weights, MinMax calibration on
-      real images. Measured on PH2 val (docs/export.md, "INT8 recipes"): per-channel weights flip masks (mean IoU vs fp32
-      0.77), per-tensor keeps them (0.98).
+      real images. Measured on PH2 val (docs/export.md, "INT8 recipes"): per-channel weights flip masks on an AMD
+      EPYC host (mean IoU vs fp32 0.77) but not on an AVX-512 VNNI Xeon (0.99); per-tensor keeps them on both (0.98-0.99).
+      The other recipes: export/int8_recipes.py.
 Metadata travels in the model's metadata_props under the key "aulunet" (JSON).
 """
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Optional, Sequence
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,6 +29,7 @@ OPSET = 17
 # Which op types INT8 touches. Only Conv: quantizing the gate arithmetic (Mul/Sub/Add of AKF, RGF
 # and LSG) and the sigmoids flips masks (see docs/export.md, "INT8 recipes").
 INT8_OP_TYPES = ["Conv"]
+_FP32_CACHE = {}  # (checkpoint sha256, size, rewrites) -> simplified fp32 ONNX bytes: fp16/int8/OpenVINO reuse it
 
 
 def export_fp32(model, path: Path, size: int = 256) -> None:
@@ -56,23 +60,41 @@ class _Reader:
         return None if nxt is None else {"image": nxt[None]}
 
 
-def quantize_int8(src: Path, dst: Path, calib: np.ndarray) -> None:
+def quantize_int8(src: Path, dst: Path, calib: np.ndarray, per_channel: bool = False,
+                  op_types: Sequence[str] = tuple(INT8_OP_TYPES), exclude: Optional[str] = None) -> None:
+    """Static QDQ quantization calibrated (MinMax) on `calib`. The defaults are the shipped recipe; the other
+    recipes (export/int8_recipes.py) pass per-channel weights, other op types, or `exclude`, a regex over node
+    names kept float (e.g. "/gate/" for the AKF gate convs)."""
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    quantize_static(str(src), str(dst), _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=False,
+    nodes = [n.name for n in onnx.load(str(src)).graph.node if re.search(exclude, n.name)] if exclude else []
+    quantize_static(str(src), str(dst), _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=INT8_OP_TYPES)
+                    calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=list(op_types),
+                    nodes_to_exclude=nodes)
 
 
-def build(model, meta, quantize: str, calib, path: Path) -> None:
+def fp32_onnx(model, meta, path: Path) -> None:
+    """Write the simplified fp32 graph to `path`, converting once per checkpoint in this process."""
+    key = (meta["source_checkpoint"]["sha256"], meta["preprocessing"]["input_size"][0], tuple(meta.get("graph_rewrites", ())))
+    if key not in _FP32_CACHE:
+        export_fp32(model, path, key[1])
+        _FP32_CACHE[key] = Path(path).read_bytes()
+    else:
+        Path(path).write_bytes(_FP32_CACHE[key])
+
+
+def build(model, meta, quantize: str, calib, path: Path, recipe: Optional[dict] = None) -> None:
+    """recipe: INT8 only, keyword arguments of quantize_int8 (None = the shipped recipe)."""
     import onnx
 
     with tempfile.TemporaryDirectory() as td:
         fp32 = Path(td) / "fp32.onnx"
-        export_fp32(model, fp32, meta["preprocessing"]["input_size"][0])
+        fp32_onnx(model, meta, fp32)
         if quantize == "int8":
             q = Path(td) / "int8.onnx"
-            quantize_int8(fp32, q, calib)
+            quantize_int8(fp32, q, calib, **(recipe or {}))
             m = onnx.load(str(q))
         elif quantize == "fp16":
             from onnxconverter_common import float16

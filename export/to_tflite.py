@@ -18,6 +18,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional, Sequence
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,16 +44,34 @@ def export_fp32(model, path: Path, size: int = 256) -> None:
     litert_torch.convert(nhwc, (torch.zeros(1, size, size, 3),)).export(str(path))
 
 
-def quantize_int8(src: Path, calib_nchw: np.ndarray) -> bytes:
+def quantize_int8(src: Path, calib_nchw: np.ndarray, ops: Sequence[str] = INT8_OPS,
+                  float_layers: Optional[str] = INT8_FLOAT_LAYERS, granularity: str = "channelwise",
+                  mode: str = "static") -> bytes:
+    """ai-edge-quantizer on the fp32 file `src`. The defaults are the shipped recipe; the other recipes
+    (export/int8_recipes.py) pass: `ops`, TFLite op names or ("*",) for every op the library supports;
+    `float_layers`, a regex over op output names kept float (None: none; the file's float32 input and output
+    stay float32 whatever `ops` says); `granularity`, "channelwise" or "tensorwise" weights; `mode`, "static" (int8 weights and activations, calibrated min-max) or "dynamic"
+    (int8 weights, float activations quantized on the fly, no calibration)."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import qtyping, quantizer
 
-    input_name = Interpreter(str(src)).get_signature_list()[SIGNATURE]["inputs"][0]
+    gran = {"channelwise": qtyping.QuantGranularity.CHANNELWISE, "tensorwise": qtyping.QuantGranularity.TENSORWISE}[granularity]
     q = quantizer.Quantizer(str(src))
-    keep_float = rf"^(?!.*(?:{INT8_FLOAT_LAYERS})).*"
-    for op in INT8_OPS:
-        q.add_static_config(keep_float, getattr(qtyping.TFLOperationName, op), 8, 8,
-                            qtyping.QuantGranularity.CHANNELWISE)
+    layers = rf"^(?!.*(?:{float_layers})).*" if float_layers else ".*"
+    for op in ops:
+        name = qtyping.TFLOperationName.ALL_SUPPORTED if op == "*" else getattr(qtyping.TFLOperationName, op)
+        if mode == "static":
+            q.add_static_config(layers, name, 8, 8, gran)
+        elif mode == "dynamic":
+            q.add_dynamic_config(layers, name, 8, gran)
+        else:
+            raise ValueError(f"mode {mode!r}: choose static or dynamic")
+    if "*" in ops and mode == "static":  # "every op" would make the file's input and output int8: keep them float32,
+        for io in ("INPUT", "OUTPUT"):    # the runtimes' contract (a QUANTIZE/DEQUANTIZE at the ends, same numbers)
+            q.update_quantization_recipe(".*", getattr(qtyping.TFLOperationName, io), algorithm_key="no_quantize")
+    if not q.need_calibration:
+        return bytes(q.quantize(enable_progress_report=False).quantized_model)
+    input_name = Interpreter(str(src)).get_signature_list()[SIGNATURE]["inputs"][0]
     data = {SIGNATURE: [{input_name: x.transpose(1, 2, 0)[None]} for x in calib_nchw]}
     result = q.quantize(q.calibrate(data, num_threads=1), enable_progress_report=False)
     return bytes(result.quantized_model)
@@ -86,7 +105,8 @@ def finish(model_bytes: bytes, meta) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(m))
 
 
-def build(model, meta, quantize: str, calib, path: Path) -> None:
+def build(model, meta, quantize: str, calib, path: Path, recipe: Optional[dict] = None) -> None:
+    """recipe: INT8 only, keyword arguments of quantize_int8 (None = the shipped recipe)."""
     size = meta["preprocessing"]["input_size"][0]
     key = (meta["source_checkpoint"]["sha256"], size)
     with tempfile.TemporaryDirectory() as td:
@@ -96,7 +116,7 @@ def build(model, meta, quantize: str, calib, path: Path) -> None:
         else:
             export_fp32(model, fp32, size)
             _FP32_CACHE[key] = fp32.read_bytes()
-        data = quantize_int8(fp32, calib) if quantize == "int8" else fp32.read_bytes()
+        data = quantize_int8(fp32, calib, **(recipe or {})) if quantize == "int8" else fp32.read_bytes()
     path.write_bytes(finish(data, meta))
 
 
