@@ -20,8 +20,8 @@ RUNTIMES: Dict[str, str] = {"onnx": "onnxruntime-web", "tflite": "litert.js"}
 OFFERED: Tuple[Tuple[str, str], ...] = (("tflite", "none"), ("tflite", "int8"), ("onnx", "none"), ("onnx", "int8"))
 
 # The page's default: the fastest file and runtime that passed parity in Chromium on this host
-# (docs/web.md, from web_demo/results/chromium_wasm.json).
-DEFAULT: Tuple[str, str] = ("tflite", "int8")
+# (docs/web.md, from web_demo/results/chromium_wasm.json; measured with the 2 cores otherwise idle).
+DEFAULT: Tuple[str, str] = ("onnx", "none")
 
 
 def filename(fmt: str, quantize: str, stem: str = STEM) -> str:
