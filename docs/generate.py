@@ -7,7 +7,7 @@ written by hand. Sources:
 
   model/weights/<name>.metrics.json       python model/evaluate.py --json (the checkpoint's val metrics)
   model/weights/<name>.train_log.json     the run's log.json from model/train.py (every epoch)
-  exports/*.numerics.json, summary.json   python export/all.py
+  exports/*.numerics.json, *.summary.json python export/all.py
   exports/int8_recipes_<model>.json       python export/int8_recipes.py --update-results (default model's INT8 recipes)
   benchmarks/results/<device>.json        python benchmarks/run.py --update-results
   benchmarks/results/profile_ops_host.json  python benchmarks/profile_ops.py --json
@@ -73,43 +73,45 @@ def _title(name: str) -> str:
     return f"{FORMATS[key].title} {q.upper() if q == 'int8' else (q or 'fp32')}" if key != "torch" else "PyTorch (.pt)"
 
 
-def _dataset_dsc(dataset: str, name: str, suffix: str) -> Optional[float]:
-    stem = f"aulunet_v3_{dataset}"
+def _val_metrics(model: str, name: str, suffix: str) -> Optional[Dict]:
+    """A shipped model's val metrics in one format: the checkpoint's (.pt) or its export's numerics JSON."""
     if name == "torch":
-        m = _json(WEIGHTS / f"{stem}.metrics.json")
-        return m and m["dsc"]
-    n = _json(EXPORTS / f"{stem}{suffix}.numerics.json")
-    return n and n.get("export_metrics", {}).get("dsc")
+        return _json(WEIGHTS / f"{model}.metrics.json")
+    n = _json(EXPORTS / f"{model}{suffix}.numerics.json")
+    return n and n.get("export_metrics")
 
 
 def headline() -> str:
+    """The default model's formats: val accuracy, size and latency; the other shipped models' val DSC beside."""
+    from model.shipped import DEFAULT_MODEL, SHIPPED as MODELS
+
     host = _json(RESULTS / "host.json")
-    ph2_pt = _json(WEIGHTS / f"{SHIPPED}.metrics.json")
+    label = dict(DATASETS)
+    others = [m for m in MODELS if m != DEFAULT_MODEL]
     by = {(r["name"], r["threads"]): r for r in host["results"] if "error" not in r}
-    rows = ["| format | file KB | PH2 val DSC | PH2 val mIoU | ISIC 2018 val DSC | ISIC 2017 val DSC | "
-            "p50 ms, 1 / 2 threads | end-to-end ms, 1 / 2 threads |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    ds = label[MODELS[DEFAULT_MODEL]]
+    rows = [f"| format | file KB | {ds} val DSC | {ds} val mIoU | "
+            + "".join(f"{label[MODELS[m]]} model, its val DSC | " for m in others)
+            + "p50 ms, 1 / 2 threads | end-to-end ms, 1 / 2 threads |",
+            "|---|---:|---:|---:|" + "---:|" * len(others) + "---:|---:|"]
     for name, suffix in _bench_names().items():
         one, two = by.get((name, 1)), by.get((name, 2))
-        if name == "torch":
-            dsc, miou = ph2_pt["dsc"], ph2_pt["miou"]
-        else:
-            n = _json(EXPORTS / f"{SHIPPED}{suffix}.numerics.json")
-            if n is None:
-                continue
-            dsc, miou = n["export_metrics"]["dsc"], n["export_metrics"]["miou"]
+        m = _val_metrics(DEFAULT_MODEL, name, suffix)
+        if m is None:
+            continue
         size = (one or two or {}).get("file_bytes")
-        rows.append(f"| {_title(name)} | {'' if size is None else f'{size / 1024:.0f}'} | {dsc:.4f} | {miou:.4f} | "
-                    f"{_f(_dataset_dsc('isic2018', name, suffix))} | {_f(_dataset_dsc('isic2017', name, suffix))} | "
-                    f"{_f(one and one['p50_ms'], '.1f')} / {_f(two and two['p50_ms'], '.1f')} | "
-                    f"{_f(one and one['e2e_p50_ms'], '.1f')} / {_f(two and two['e2e_p50_ms'], '.1f')} |")
-    rows.append(web_demo_row())
-    d = host["device"]
+        cells = [_title(name), "" if size is None else f"{size / 1024:.0f}", f"{m['dsc']:.4f}", f"{m['miou']:.4f}"]
+        cells += [_f((_val_metrics(o, name, suffix) or {}).get("dsc")) for o in others]
+        cells += [f"{_f(one and one['p50_ms'], '.1f')} / {_f(two and two['p50_ms'], '.1f')}",
+                  f"{_f(one and one['e2e_p50_ms'], '.1f')} / {_f(two and two['e2e_p50_ms'], '.1f')}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    rows.append(web_demo_row(len(others)))
+    d, pt = host["device"], _json(WEIGHTS / f"{DEFAULT_MODEL}.metrics.json")
     rows += ["", f"Latency: {d.get('cpu')} ({d['cores']} cores, shared and noisy), one 256x256 image per call, p50 pooled over "
                  f"{host['settings']['rounds']} interleaved rounds (`benchmarks/results/host.json`); end-to-end is "
                  f"`Segmenter.predict` on a {'x'.join(map(str, by[('torch', 1)]['e2e_image_size'][::-1]))} photo. "
-                 f"PH2 val: {ph2_pt['n_images']} images, one confusion matrix pooled at 256x256, threshold 0.5. "
-                 f"ISIC columns: \"{PENDING}\" until those checkpoints are committed (docs/training.md)."]
+                 f"{ds} val: {pt['n_images']} images, one confusion matrix pooled at 256x256, threshold 0.5. "
+                 f"Other models' columns: \"{PENDING}\" where that model's export is not committed."]
     return "\n".join(rows)
 
 
@@ -164,11 +166,11 @@ def schedules() -> str:
     return "\n".join(rows)
 
 
-def web_demo_row() -> str:
+def web_demo_row(others: int = 0) -> str:
     """The web demo's default file in Chromium (model alone and end to end, 1 / 2 threads)."""
     data = _json(WEB_RESULTS)
     if not data:
-        return "| Chromium WASM, this host | | | | | | pending | pending |"
+        return "| Chromium WASM, this host | | | | " + "| " * others + "pending | pending |"
     from web_demo.models import DEFAULT
 
     fmt, quant = DEFAULT
@@ -178,7 +180,7 @@ def web_demo_row() -> str:
     name = (one or two)["runtime_name"].split(" (")[0] if (one or two) else fmt
     ms = lambda r, k: _f(r and r[k]["median_ms"], ".1f")  # noqa: E731
     return (f"| Chromium WASM, this host ({name} {quant.upper() if quant != 'none' else 'fp32'}, the web demo's default; "
-            f"[docs/web.md](docs/web.md)) | | same masks as the file in Python | | | | {ms(one, 'model')} / {ms(two, 'model')} | "
+            f"[docs/web.md](docs/web.md)) | | same masks as the file in Python | | {'| ' * others}{ms(one, 'model')} / {ms(two, 'model')} | "
             f"{ms(one, 'end_to_end')} / {ms(two, 'end_to_end')} |")
 
 
@@ -236,9 +238,10 @@ def formats() -> str:
 
 
 def exports() -> str:
-    from export.all import summary_markdown
+    from export.all import summary_markdown, summary_path
+    from model.shipped import DEFAULT_MODEL
 
-    return summary_markdown(_json(EXPORTS / "summary.json"))
+    return summary_markdown(_json(summary_path(EXPORTS, DEFAULT_MODEL, ".json")))
 
 
 def int8_recipes() -> str:

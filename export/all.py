@@ -1,7 +1,8 @@
 """Export every format and quantization in the format table, check parity, print the table.
 
 `python export/all.py [--weights W] [--formats onnx] [--out exports/]`
-Writes each artifact with its numerics JSON, plus exports/summary.json and exports/summary.md.
+Writes each artifact with its numerics JSON, plus exports/<model>.summary.json and <model>.summary.md
+(<model> is the checkpoint's file stem, so each shipped model keeps its own table).
 """
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ from export.cli import DEFAULT_WEIGHTS, EXPORTS, run
 from export.formats import FORMATS
 
 EXPORTABLE = [k for k, f in FORMATS.items() if f.script.startswith("export/")]
+
+
+def summary_path(folder: Path, model: str, ext: str) -> Path:
+    """<folder>/<model>.summary.json or .md: the table of one checkpoint's exports."""
+    return folder / f"{model}.summary{ext}"
 
 
 def summary_markdown(rows: List[Dict]) -> str:
@@ -45,7 +51,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
                                        "passes its gates; one that fails is reported and the others go on (exit code 1).")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint to export (written by model/train.py)")
     p.add_argument("--formats", default=",".join(EXPORTABLE), help=f"comma list of {', '.join(EXPORTABLE)}")
-    p.add_argument("--out", default=str(EXPORTS), help="folder for the artifacts, their numerics JSON and summary.json/.md")
+    p.add_argument("--out", default=str(EXPORTS), help="folder for the artifacts, their numerics JSON and <model>.summary.json/.md")
     p.add_argument("--eval-data", default=None,
                    help="dataset for the parity checks (default: the checkpoint's own data, val split; if that is "
                         "not here, synthetic images, with a note). A path that does not exist is an error")
@@ -99,11 +105,13 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     md = summary_markdown(rows)
     if any(r.get("eval", {}).get("synthetic") for r in rows):
         md += "\n\nParity checked on SYNTHETIC images (the checkpoint's data is not here): the DSC columns are not skin-lesion figures."
-    atomic_write_text(Path(args.out) / "summary.json", json.dumps(rows, indent=1) + "\n")
-    atomic_write_text(Path(args.out) / "summary.md", md + "\n")
+    stem = Path(args.weights).stem
+    atomic_write_text(summary_path(Path(args.out), stem, ".json"), json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(summary_path(Path(args.out), stem, ".md"), md + "\n")
     print(md)
     written = sum(1 for r in rows if "passed" in r)
-    print(f"\n{written} export(s) in {Path(args.out)}/ (each with its .numerics.json), table in {Path(args.out) / 'summary.md'}")
+    print(f"\n{written} export(s) in {Path(args.out)}/ (each with its .numerics.json), table in "
+          f"{summary_path(Path(args.out), stem, '.md')}")
     if any("error" in r for r in rows):
         raise SystemExit(1)
     return rows

@@ -1,8 +1,9 @@
 """The main job: evaluate the shipped checkpoint and draw overlays.
 
-`python model/demo.py [--weights W] [--data D] [--split val] [--out outputs/demo]`
+`python model/demo.py [--weights W] [--data D] [--split test] [--out outputs/demo]`
 
-Data: --data, else ../shared/data/ph2 when present, else a few synthetic lesions that the
+Data: --data, else the default model's dataset (model/shipped.py) when present, its test split when it
+has one, else a few synthetic lesions that the
 toolkit draws itself (labelled synthetic in every output). Writes metrics.json, metrics.md and
 overlays.png (input | ground truth | prediction, like the paper's Figure 3).
 """
@@ -36,10 +37,14 @@ def metrics_markdown(res: Dict, label: str) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="model file to evaluate (.pt or any exported format)")
-    p.add_argument("--data", default=None, help="dataset root (default: ../shared/data/ph2 when present, else 6 synthetic "
-                                                "images, labelled so); a path that does not exist is an error")
+    p.add_argument("--data", default=None, help=f"dataset root (default: {DEFAULT_DATA.relative_to(REPO.parent)} when "
+                                                "present, else 6 synthetic images, labelled so); a path that does not "
+                                                "exist is an error")
     p.add_argument("--synthetic", action="store_true", help="use synthetic lesions even when real data is present")
-    p.add_argument("--split", default=None, help="split to evaluate (default: val for real data, all for synthetic)")
+    p.add_argument("--split", default=None, help="split to evaluate (default: test when the data has one, else val; all for "
+                                                  "synthetic images)")
+    p.add_argument("--allow-train-overlap", action="store_true",
+                   help="score images the checkpoint was trained on (refused by default: the numbers would be inflated)")
     p.add_argument("--out", default=str(REPO / "outputs" / "demo"), help="folder for metrics.json, metrics.md, overlays.png")
     p.add_argument("--figures", type=int, default=6, help="rows in overlays.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,11 +66,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         data = write_synthetic_dataset(out / "synthetic_data", n=6)
         print(f"using 6 SYNTHETIC lesion images in {data} ({'--synthetic' if args.synthetic else f'no data given and {DEFAULT_DATA} absent'})")
     synthetic = is_synthetic(data)
-    split = args.split or ("all" if synthetic else "val")
     try:
         with quiet(args.verbose):
             seg = runtimes.load(args.weights)
-        samples = open_dataset(data).subset(split)
+        dataset = open_dataset(data)
+        split = args.split or ("all" if synthetic else "test" if dataset.splits.get("test") else "val")
+        samples = dataset.subset(split)
+        from model.provenance import overlap_error
+
+        leak = None if args.allow_train_overlap else overlap_error(args.weights, samples, split)
+        if leak:
+            raise SystemExit(f"error: {leak}")
         res = evaluate_samples(seg, samples, progress=not args.no_progress)
         shown = samples[: args.figures]
         rgbs = [load_rgb(s.image) for s in shown]

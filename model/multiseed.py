@@ -425,24 +425,6 @@ def draw_epoch(gens: Sequence[torch.Generator], n: int, batch: int, p_rotate: fl
 
 # --------------------------------------------------------------------------- command line
 
-def _seed_meta(args, name: str, cfg, seed: int, ds, n_train: int, n_val: int) -> Dict:
-    from model.checkpoint import FORMAT, TOOLKIT_VERSION
-    from model.preprocess import PREPROCESSING, THRESHOLD
-
-    skip = ("resume", "stop_after", "no_progress", "time_limit", "save_every")
-    return {
-        "format": FORMAT,
-        "toolkit_version": TOOLKIT_VERSION,
-        "model": name,
-        "config": cfg.to_dict(),
-        "preprocessing": PREPROCESSING,
-        "threshold": THRESHOLD,
-        "train_args": {**{k: v for k, v in vars(args).items() if k not in skip}, "seed": seed},
-        "data": {"root": str(Path(args.data).resolve()), "layout": ds.layout, "split_source": ds.split_source,
-                 "split_hash": ds.split_hash(), "n_train": n_train, "n_val": n_val},
-    }
-
-
 def _load_fleet(path: Path, args, name: str, seeds: List[int]) -> Dict:
     if not path.is_file():
         raise SystemExit(f"error: {path}: nothing to resume; run without --resume first")
@@ -452,6 +434,10 @@ def _load_fleet(path: Path, args, name: str, seeds: List[int]) -> Dict:
         raise SystemExit(f"error: {path}: not a readable fleet checkpoint ({type(e).__name__}); delete it and start again without --resume") from None
     if not isinstance(ck, dict) or ck.get("format") != FLEET_FORMAT:
         raise SystemExit(f"error: {path}: not a fleet checkpoint (no '{FLEET_FORMAT}' header); delete it and start again without --resume")
+    lacking = [k for k in ("train_args", "seeds", "model", "rng", "epoch", "best", "history") if k not in ck]
+    if lacking:
+        raise SystemExit(f"error: {path}: has no '{lacking[0]}' (damaged?), so it cannot be resumed; delete it and "
+                         f"start again without --resume")
     ta = ck["train_args"]
     if ta["epochs"] != args.epochs or ta["schedule"] != args.schedule:
         raise SystemExit(f"error: {path}: was trained with --epochs {ta['epochs']} --schedule {ta['schedule']}; resume with the same values")
@@ -475,7 +461,7 @@ def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
 
     from model.checkpoint import atomic_write_text, save_atomic
     from model.data import DataError, open_dataset
-    from model.train import REPO, lr_at, pick_device
+    from model.train import REPO, lr_at, pick_device, run_meta
 
     from model.clitools import check_ranges
 
@@ -491,6 +477,14 @@ def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
     out = Path(args.out or REPO / "runs" / f"{name}_{args.schedule}_seeds{tag}")
     if out.exists() and not out.is_dir():
         raise SystemExit(f"error: {out}: is a file, not a run folder; pass --out with a folder")
+    if dist.main:
+        from model.errors import UserError
+        from model.safeio import ensure_writable_dir
+
+        try:
+            ensure_writable_dir(out, "--out")
+        except UserError as e:
+            raise SystemExit(f"error: {e}") from None
     show = not args.no_progress and dist.main
 
     try:
@@ -530,7 +524,7 @@ def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
         for g, st in zip(gens, ck["rng"]):
             g.set_state(st)
         start, bests, histories, timing = ck["epoch"], ck["best"], ck["history"], ck.get("timing", [])
-    metas = [_seed_meta(args, name, fleet.cfg, s, ds, len(train_s), len(val_s)) for s in seeds]
+    metas = [run_meta(args, name, fleet.cfg, ds, len(train_s), len(val_s), seed=s) for s in seeds]
     seed_dirs = [out / f"seed{s}" for s in seeds]
     if dist.main:
         for d in seed_dirs:

@@ -50,6 +50,27 @@ def lr_at(epoch: int, args) -> float:
     return args.min_lr + (args.lr - args.min_lr) * (1 + math.cos(math.pi * epoch / period)) / 2
 
 
+# flags that say how a run is driven, not what it trains: left out of the checkpoint's train_args
+RUN_CONTROL_ARGS = ("resume", "stop_after", "no_progress", "time_limit", "save_every")
+
+
+def run_meta(args, name: str, cfg, ds, n_train: int, n_val: int, drop=(), **train_args) -> dict:
+    """The header every checkpoint of a run carries (model, preprocessing at --size, training flags, data and split
+    hash); model/multiseed.py writes the same one per seed, with `seed=` set."""
+    skip = (*RUN_CONTROL_ARGS, *drop)
+    return {
+        "format": FORMAT,
+        "toolkit_version": TOOLKIT_VERSION,
+        "model": name,
+        "config": cfg.to_dict(),
+        "preprocessing": {**PREPROCESSING, "input_size": [args.size, args.size]},
+        "threshold": THRESHOLD,
+        "train_args": {**{k: v for k, v in vars(args).items() if k not in skip}, **train_args},
+        "data": {"root": str(Path(args.data).resolve()), "layout": ds.layout, "split_source": ds.split_source,
+                 "split_hash": ds.split_hash(), "n_train": n_train, "n_val": n_val},
+    }
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -192,17 +213,7 @@ def main(argv=None) -> dict:
         gen.set_state(ck["rng"])
         start, best, history = ck["epoch"], ck["best"], ck["history"]
 
-    meta = {
-        "format": FORMAT,
-        "toolkit_version": TOOLKIT_VERSION,
-        "model": name,
-        "config": model.cfg.to_dict(),
-        "preprocessing": {**PREPROCESSING, "input_size": [args.size, args.size]},
-        "threshold": THRESHOLD,
-        "train_args": {k: v for k, v in vars(args).items() if k not in ("resume", "stop_after", "no_progress", "seeds", "engine", "precision", "time_limit", "save_every")},
-        "data": {"root": str(Path(args.data).resolve()), "layout": ds.layout, "split_source": ds.split_source,
-                 "split_hash": ds.split_hash(), "n_train": len(train_s), "n_val": len(val_s)},
-    }
+    meta = run_meta(args, name, model.cfg, ds, len(train_s), len(val_s), drop=("seeds", "engine", "precision"))
     from tqdm import tqdm
 
     loss_fn = make_loss_fn(model, args.compile)

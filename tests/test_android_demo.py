@@ -50,7 +50,11 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
 
 
 def test_embedded_model_is_the_exported_one():
+    from model.shipped import export_path
+
     s = spec()
+    assert s["ASSET"] == export_path("_int8.tflite").name, "the app must embed the default model (model/shipped.py)"
+    assert s["METADATA_ASSET"] == export_path("_int8.json").name
     model = ASSETS / s["ASSET"]
     exported = REPO / "exports" / s["ASSET"]
     assert file_sha256(model) == file_sha256(exported), "assets model is stale: run python android_demo/tools/copy_model.py"

@@ -89,6 +89,28 @@ def test_demo_on_synthetic_images(shipped, tmp_path):
 
 
 def test_demo_on_real_data(shipped, ph2, tmp_path):
-    demo_main(["--weights", str(shipped), "--out", str(tmp_path), "--figures", "2", "--no-progress"])
+    demo_main(["--weights", str(shipped), "--data", str(ph2), "--out", str(tmp_path), "--figures", "2", "--no-progress"])
     data = json.loads((tmp_path / "metrics.json").read_text())
-    assert data["synthetic"] is False and data["split"] == "val" and data["n_images"] == 30
+    assert data["synthetic"] is False and data["split"] == "val" and data["n_images"] == 30  # PH2 has no test split
+
+
+def test_demo_scores_the_test_split_when_the_data_has_one(shipped, tmp_path):
+    from conftest import lesion_pair, save_png
+
+    rng = np.random.default_rng(0)
+    ids = [f"case{i}" for i in range(7)]
+    for i in ids:
+        img, mask = lesion_pair(rng, 64, 80)
+        save_png(tmp_path / "d" / "images" / f"{i}.png", img)
+        save_png(tmp_path / "d" / "masks" / f"{i}.png", mask)
+    (tmp_path / "d" / "split.json").write_text(json.dumps({"train": ids[:2], "val": ids[2:4], "test": ids[4:]}))
+    demo_main(["--weights", str(shipped), "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--no-progress"])
+    data = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert data["split"] == "test" and data["n_images"] == 3
+
+
+def test_demo_refuses_the_models_training_images(shipped, ph2, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        demo_main(["--weights", str(shipped), "--data", str(ph2), "--split", "train", "--out", str(tmp_path)])
+    assert "are in this model's training set" in str(e.value) and "--allow-train-overlap" in str(e.value)
+    assert not (tmp_path / "metrics.json").exists()

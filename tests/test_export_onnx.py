@@ -168,4 +168,4 @@ def test_export_all_skips_int8_without_calibration_data(shipped, tmp_path):
     assert by["nodata.onnx"]["passed"] and by["nodata.onnx"]["eval"]["synthetic"]
     assert by["nodata_fp16.onnx"]["passed"]
     assert "no calibration images" in by["nodata_int8.onnx"]["skipped"] and not (tmp_path / "nodata_int8.onnx").exists()
-    assert "skipped: no calibration images" in (tmp_path / "summary.md").read_text()
+    assert "skipped: no calibration images" in (tmp_path / "nodata.summary.md").read_text()

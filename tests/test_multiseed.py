@@ -127,6 +127,11 @@ def test_two_seeds_in_one_process_equal_two_single_seed_runs(ph2, tmp_path):
     for s, a in enumerate(singles):
         b = load_checkpoint(fleet / f"seed{s}" / "last.pt")
         assert b["train_args"]["seed"] == s and b["model"] == a["model"] and b["epoch"] == 3
+        for key in ("format", "config", "preprocessing", "threshold", "data"):  # the same header as train.py's
+            assert b[key] == a[key], key
+        assert b["preprocessing"]["input_size"] == [64, 64]  # --size, which the exporters and runtimes read
+        same = lambda ta: {k: v for k, v in ta.items() if k not in ("seeds", "engine", "precision", "out", "compile")}  # noqa: E731
+        assert same(b["train_args"]) == same(a["train_args"])
         la, lb = [e["loss"] for e in a["history"]], [e["loss"] for e in b["history"]]
         assert la[0] == lb[0]  # the first epoch is bit-identical
         assert lb == pytest.approx(la, rel=1e-4)
@@ -183,6 +188,12 @@ def test_k_seed_cli_errors(ph2, tmp_path):
         train_main(_run(tmp_path / "a", "--engine", "eager", "--epochs", "1", data=ph2))
     with pytest.raises(SystemExit, match="nothing to resume"):
         train_main(_run(tmp_path / "b", "--seeds", "0,1", "--engine", "eager", "--epochs", "1", "--resume", data=ph2))
+    from model.multiseed import FLEET_FORMAT
+
+    (tmp_path / "c").mkdir()
+    torch.save({"format": FLEET_FORMAT, "model": "aulunet_v3"}, tmp_path / "c" / "fleet_last.pt")
+    with pytest.raises(SystemExit, match="has no 'train_args' .* cannot be resumed"):
+        train_main(_run(tmp_path / "c", "--seeds", "0,1", "--engine", "eager", "--epochs", "1", "--resume", data=ph2))
 
 
 def test_train_speed_reports_k_seed_rows_on_the_cpu(tmp_path):

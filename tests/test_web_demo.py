@@ -83,7 +83,7 @@ def test_bad_arguments_give_one_line_errors(tmp_path):
     from web_demo.build import BuildError, build
 
     for args, needle in [(["--model", tmp_path / "missing.onnx"], "missing.onnx: model file not found"),
-                         (["--model", REPO / "exports" / "summary.json"], "summary.json: the page runs .onnx"),
+                         (["--model", REPO / "exports" / "aulunet_v3_ph2.summary.json"], "summary.json: the page runs .onnx"),
                          (["--exports", tmp_path], "the page's default model is missing"),
                          (["--port", "70000"], "--port 70000: not a port number")]:
         proc = run_cli(WEB / "serve.py", "--out", tmp_path / "site", *args)

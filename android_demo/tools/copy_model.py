@@ -1,5 +1,5 @@
 """Copy the exporter's INT8 .tflite and its metadata into the app's assets:
-`python android_demo/tools/copy_model.py [--model exports/aulunet_v3_ph2_int8.tflite]`.
+`python android_demo/tools/copy_model.py [--model exports/<default model>_int8.tflite]`.
 
 The metadata JSON is the one embedded in the .tflite (read through runtimes/), written beside it so the
 app can show the source checkpoint and threshold without parsing the flatbuffer.

@@ -17,9 +17,10 @@ import numpy as np
 
 import runtimes
 from model.preprocess import preprocess_image, probs_to_image_size, sigmoid
+from model.shipped import DEFAULT_DATA, export_path
 
 APP = Path(__file__).resolve().parents[1]
-MODEL = APP / "app" / "src" / "main" / "assets" / "aulunet_v3_ph2_int8.tflite"
+MODEL = APP / "app" / "src" / "main" / "assets" / export_path("_int8.tflite").name  # the default model's INT8 file
 
 
 def write_cases(out: Path, images, model: Path = MODEL) -> None:
@@ -46,7 +47,7 @@ def main(argv=None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("out", help="folder for the golden files")
-    p.add_argument("--data", default=str(APP.parents[1] / "shared" / "data" / "ph2"), help="dataset whose val images are used")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset whose val images are used")
     p.add_argument("--count", type=int, default=3, help="how many val images")
     args = p.parse_args(argv)
     check_ranges(args, {"count": 1})
