@@ -154,6 +154,26 @@ def ph2_run() -> str:
             f"DSC {f['mean50']:.4f} +- {f['std50']:.4f}.")
 
 
+def isic_runs() -> str:
+    """One row per ISIC run: its length, time and the val figures of the selected and the last epoch."""
+    rows = ["| run | epochs | s per epoch (median) | hours | best val DSC / mIoU (epoch) | last epoch DSC / mIoU | "
+            "last-10 mean val DSC (+- std) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for dataset, label in DATASETS[1:]:
+        log = _json(WEIGHTS / f"aulunet_v3_{dataset}.train_log.json")
+        if log is None:
+            rows.append(f"| {label} | {PENDING} | | | | | |")
+            continue
+        import statistics
+
+        f, last10 = _log_figures(log), [e["val_dsc"] for e in log["epochs"][-10:]]
+        b, last = f["best"], f["last"]
+        rows.append(f"| {label} (`aulunet_v3_{dataset}.train_log.json`) | {f['epochs']} | {f['median_s']:.0f} | "
+                    f"{f['minutes'] / 60:.1f} | {b['dsc']:.4f} / {b['miou']:.4f} ({b['epoch']}) | "
+                    f"{last['val_dsc']:.4f} / {last['val_miou']:.4f} | {statistics.fmean(last10):.4f} +- "
+                    f"{statistics.pstdev(last10):.4f} |")
+    return "\n".join(rows)
+
+
 def schedules() -> str:
     rows = ["| `--schedule` | best val DSC / mIoU (epoch) | last epoch DSC / mIoU | last-50 mean DSC (+- std) |",
             "|---|---:|---:|---:|"]
@@ -206,6 +226,10 @@ def paper() -> str:
         epochs.append(PENDING if r is None else f"{r['epochs_run']} (best {r['epoch']})")
     out.append(f"| AULUNet-v3, this toolkit (test split, once) | {' | '.join(cells)} | {' / '.join(epochs)} | 1 (seed 0) | "
                f"reduced (ISIC 2018 at 256x192), ../shared splits |")
+    cross = [f"{label} model {100 * r['dsc']:.2f} / {100 * r['miou']:.2f}" for ds, label in DATASETS[1:]
+             if (r := rows.get((f"aulunet_v3_{ds}", "ph2", "all")))]
+    if cross:
+        out += ["", f"On PH2, a dermoscope neither ISIC model saw (all 150 cases), DSC / mIoU: {'; '.join(cross)}."]
     return "\n".join(out)
 
 
@@ -270,6 +294,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "checkpoints": checkpoints,
     "ph2-run": ph2_run,
     "schedules": schedules,
+    "isic-runs": isic_runs,
     "paper": paper,
     "protocol": protocol,
     "train-speed": train_speed,

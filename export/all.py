@@ -7,7 +7,6 @@ Writes each artifact with its numerics JSON, plus exports/<model>.summary.json a
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import traceback
@@ -86,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     rows = []
     for key in keys:
         fmt = FORMATS[key]
-        build = importlib.import_module(f"export.{Path(fmt.script).stem}").build
+        build = fmt.exporter().build
         for q in fmt.quantize:
             out = Path(args.out) / fmt.filename(Path(args.weights).stem, q)
             if q == "int8" and not can_calibrate:

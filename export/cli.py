@@ -19,7 +19,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from export.formats import FORMATS, Format
+from export.formats import EXPORT_PACKAGES, FORMATS, Format
 
 REPO = Path(__file__).resolve().parents[1]
 from model.shipped import DEFAULT_WEIGHTS  # noqa: E402
@@ -186,8 +186,7 @@ def _export(fmt: Format, build: Callable, args, weights: Path, out: Path, tmp: P
         "passed": not failures(gates),
         "export_seconds": round(export_s, 2),
         "file_bytes": sum(p.stat().st_size for p in tmp_files),
-        "versions": versions(fmt.runtime_packages + ("onnx", "onnxsim", "onnxconverter-common", "openvino", "nncf",
-                                                   "litert-torch", "ai-edge-litert", "ai-edge-quantizer")),
+        "versions": versions(fmt.runtime_packages + EXPORT_PACKAGES),
     }
     numerics_path = out.with_name(out.name + ".numerics.json")
     failed_path = out.with_name(out.name + ".numerics.failed.json")
@@ -210,8 +209,6 @@ def script_main(fmt_key: str, build: Callable) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """`python export/cli.py FORMAT [exporter flags]`: the same as export/to_<format>.py."""
-    import importlib
-
     from model.clitools import HelpFormatter
 
     exporters = {k: f for k, f in FORMATS.items() if f.script.startswith("export/")}
@@ -223,7 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="the exporter's own flags")
     args = p.parse_args(argv)
     fmt = exporters[args.format]
-    run(fmt.key, importlib.import_module(f"export.{Path(fmt.script).stem}").build, args.rest)
+    run(fmt.key, fmt.exporter().build, args.rest)
 
 
 if __name__ == "__main__":

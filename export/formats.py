@@ -21,6 +21,17 @@ class Format:
     def filename(self, stem: str, quantize: str) -> str:
         return f"{stem}{'' if quantize == 'none' else '_' + quantize}{self.suffix}"
 
+    def exporter(self):
+        """The exporter module (export/to_<format>.py); its build() writes one file."""
+        import importlib
+
+        return importlib.import_module(f"export.{Path(self.script).stem}")
+
+
+# every package an export's numbers can depend on: recorded in each numerics JSON and recipe table
+EXPORT_PACKAGES = ("onnx", "onnxsim", "onnxconverter-common", "openvino", "nncf", "litert-torch", "ai-edge-litert",
+                   "ai-edge-quantizer")
+
 
 FORMATS: Dict[str, Format] = {
     "torch": Format("torch", "PyTorch", ".pt", "model/train.py", "runtimes.torch_backend:TorchSegmenter", ("none",), ("torch",)),

@@ -17,7 +17,6 @@ renders into docs/export.md for the default model.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import statistics
 import sys
@@ -29,12 +28,11 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.formats import FORMATS
+from export.formats import EXPORT_PACKAGES, FORMATS, model_files
 from model.shipped import DEFAULT_WEIGHTS, EXPORTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "outputs" / "int8_recipes"
-TFL_GATE = "Conv2d_gate"                      # TFLite op output names (module path): the AKF gate convs
 TFL_STEM = r"Sequential_stem/(?:[\w.]+\.)?Conv2d_0"  # the one 3x3 CONV_2D (the stem), long or shortened names
 ONNX_GATE = "/gate/"                           # ONNX / OpenVINO node names of the AKF gate convs
 OV_GATE = ".*/gate/.*"
@@ -93,10 +91,6 @@ RECIPES: List[Recipe] = [
 ]
 BY_NAME = {r.name: r for r in RECIPES}
 INT8_FORMATS = [k for k, f in FORMATS.items() if "int8" in f.quantize]
-
-
-def exporter(fmt: str):
-    return importlib.import_module(f"export.{Path(FORMATS[fmt].script).stem}")
 
 
 def rel(path: Path) -> str:
@@ -218,13 +212,16 @@ def measure(args) -> Dict:
         t0 = time.time()
         try:
             with quiet(args.verbose):
-                exporter(r.format).build(graph, meta, "int8", calib, path, recipe=r.params)
+                FORMATS[r.format].exporter().build(graph, meta, "int8", calib, path, recipe=r.params)
                 row["export_seconds"] = round(time.time() - t0, 1)
                 got = runtimes.load(path).probabilities(x)
         except Exception as e:  # a recipe the converter or runtime rejects: reported in its row, the others go on
             if args.verbose:
                 raise
             row["error"] = f"{type(e).__name__}: {reason(e)}"
+            for f in model_files(path):  # the converter may have left a partial file: no artifact for a failed recipe
+                f.unlink(missing_ok=True)
+            row.pop("artifact")
             rows.append(row)
             continue
         numbers = compare(ref, got, y, meta["threshold"])
@@ -238,7 +235,7 @@ def measure(args) -> Dict:
             "passed": not failures(gates),
             "failures": failures(gates),
             "numbers": numbers,
-            "file_bytes": sum(p.stat().st_size for p in [path, *(path.with_suffix(c) for c in fmt.companions)]),
+            "file_bytes": sum(p.stat().st_size for p in model_files(path)),
         })
         rows.append(row)
         built.setdefault(r.format, {})[r.name] = path
@@ -251,7 +248,7 @@ def measure(args) -> Dict:
             meta = build_metadata(ckpt, weights, fmt.key, "none", None, fmt.layout)
             meta["graph_rewrites"] = graph.rewrites
             with quiet(args.verbose):
-                exporter(key).build(graph, meta, "none", None, ref_path)
+                FORMATS[key].exporter().build(graph, meta, "none", None, ref_path)
                 ms = _time_interleaved({"fp32": ref_path, **files}, x, args.timing_rounds)
             fp32_ms[key] = ms.pop("fp32")
             for row in rows:
@@ -268,8 +265,7 @@ def measure(args) -> Dict:
         "timing": {"rounds": args.timing_rounds, "threads": 1, "batch": 1, "fp32_ms": fp32_ms,
                    "note": "median of a short interleaved run on a shared machine: noisy, compare ratios only"},
         "cpu": cpu_info(),
-        "versions": versions(("onnxruntime", "onnx", "onnxsim", "openvino", "nncf", "litert-torch", "ai-edge-litert",
-                              "ai-edge-quantizer")),
+        "versions": versions(("onnxruntime", *EXPORT_PACKAGES)),
         "results": rows,
     }
 
