@@ -268,12 +268,14 @@ def exports() -> str:
     return summary_markdown(_json(summary_path(EXPORTS, DEFAULT_MODEL, ".json")))
 
 
-def int8_recipes() -> str:
-    """The INT8 recipe table of the default model (model/shipped.py); the by-hand column only for PH2, where it was measured."""
+def int8_recipes(model: Optional[str] = None) -> str:
+    """The INT8 recipe table of one model (default: model/shipped.py's); the by-hand column only for PH2, where
+    it was measured."""
     from export.int8_recipes import markdown, results_name
     from model.shipped import DEFAULT_MODEL
 
-    return markdown(_json(EXPORTS / results_name(DEFAULT_MODEL)), earlier=DEFAULT_MODEL == SHIPPED)
+    model = model or DEFAULT_MODEL
+    return markdown(_json(EXPORTS / results_name(model)), earlier=model == SHIPPED)
 
 
 def _bench(device: str) -> str:
@@ -301,6 +303,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "formats": formats,
     "exports": exports,
     "int8-recipes": int8_recipes,
+    "int8-recipes-ph2": lambda: int8_recipes(SHIPPED),
     "host": lambda: _bench("host"),
     "arm-emu": lambda: _bench("arm-emu"),
     "profile-onnx": lambda: _profile(".onnx"),

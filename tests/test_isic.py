@@ -66,3 +66,36 @@ def test_committed_run_state_resumes(last):
         pytest.skip(f"{root} absent: cannot check the run's split (CI always has it)")
     assert open_dataset(root).split_hash() == ck["data"]["split_hash"]
     assert (last.parent / "best.pt").is_file()
+
+
+WEIGHTS = REPO / "model" / "weights"
+SHIPPED_ISIC = {"aulunet_v3_isic2018": "isic2018", "aulunet_v3_isic2017": "isic2017"}
+
+
+@pytest.mark.parametrize("model", sorted(SHIPPED_ISIC))
+def test_shipped_isic_checkpoint_repeats_its_committed_figures(model, request):
+    """The committed ISIC checkpoint gives its committed val metrics again (files -> runtimes -> metrics), and the
+    protocol's committed rows (test scored once, PH2 unseen) come from this run and these splits."""
+    from model.checkpoint import load_checkpoint
+    from model.evaluate import main as evaluate_main
+
+    weights = WEIGHTS / f"{model}.pt"
+    assert weights.is_file(), f"{weights} missing: promote the finished run (model/promote.py)"
+    dataset = SHIPPED_ISIC[model]
+    root = request.getfixturevalue(dataset)
+    counts = COUNTS[dataset][1]
+    ck = load_checkpoint(weights)
+    assert ck["train_args"]["epochs"] == 100 and ck["data"]["n_train"] == counts["train"]
+    assert ck["data"]["n_val"] == counts["val"]
+    assert ck["data"]["split_hash"] == open_dataset(root).split_hash() and "optimizer" not in ck
+    committed = json.loads((WEIGHTS / f"{model}.metrics.json").read_text())
+    res = evaluate_main(["--weights", str(weights), "--data", str(root), "--split", "val", "--no-progress"])
+    assert res["n_images"] == committed["n_images"] == counts["val"]
+    for k in ("dsc", "miou", "jaccard_mean", "thresholded_jaccard"):
+        assert res[k] == pytest.approx(committed[k], abs=1e-4), k
+    rows = {(r["dataset"], r["split"]): r for r in json.loads((WEIGHTS / "protocol_results.json").read_text())["rows"]
+            if r["model"] == model}
+    assert set(rows) == {(dataset, "val"), (dataset, "test"), ("ph2", "all")}
+    assert rows[(dataset, "val")]["dsc"] == pytest.approx(committed["dsc"], abs=1e-4)
+    assert rows[(dataset, "test")]["n_images"] == counts["test"] and rows[("ph2", "all")]["n_images"] == 150
+    assert rows[(dataset, "test")]["epoch"] == ck["metrics"]["val"]["epoch"] and rows[(dataset, "test")]["epochs_run"] == 100
