@@ -265,7 +265,8 @@ def exports() -> str:
     from export.all import summary_markdown, summary_path
     from model.shipped import DEFAULT_MODEL
 
-    return summary_markdown(_json(summary_path(EXPORTS, DEFAULT_MODEL, ".json")))
+    rows = _json(summary_path(EXPORTS, DEFAULT_MODEL, ".json"))
+    return PENDING if rows is None else summary_markdown(rows)
 
 
 def int8_recipes(model: Optional[str] = None) -> str:

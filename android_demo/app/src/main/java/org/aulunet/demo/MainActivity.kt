@@ -23,7 +23,7 @@ import org.tensorflow.lite.Interpreter
 import org.tensorflow.lite.gpu.GpuDelegate
 
 /**
- * Pick or take a photo, run the embedded INT8 AULUNet (assets/aulunet_v3_ph2_int8.tflite) with LiteRT,
+ * Pick or take a photo, run the embedded INT8 AULUNet (assets/aulunet_v3_isic2018_int8.tflite) with LiteRT,
  * draw the lesion overlay and contour, and show the inference time and the lesion area.
  * Pre/post-processing is org.aulunet.core (plain Java, checked against the Python pipeline on the JVM).
  */

@@ -7,8 +7,8 @@ package org.aulunet.core;
 public final class ModelSpec {
     private ModelSpec() {}
 
-    public static final String ASSET = "aulunet_v3_ph2_int8.tflite";
-    public static final String METADATA_ASSET = "aulunet_v3_ph2_int8.json";
+    public static final String ASSET = "aulunet_v3_isic2018_int8.tflite";
+    public static final String METADATA_ASSET = "aulunet_v3_isic2018_int8.json";
     public static final String LAYOUT = "NHWC";
     public static final int INPUT_HEIGHT = 256;
     public static final int INPUT_WIDTH = 256;
