@@ -127,14 +127,19 @@ def test_format_table_drives_runtimes():
 
 
 def test_committed_exports_match_shipped_checkpoint(shipped):
+    from model.shipped import DEFAULT_MODEL, SHIPPED, WEIGHTS_DIR
+
     files = sorted(f for fmt in FORMATS.values() if fmt.key != "torch" for f in EXPORTS.glob(f"*{fmt.suffix}"))
-    assert any(f.suffix == ".onnx" for f in files), "exports/*.onnx must be committed"
+    for model in {DEFAULT_MODEL, shipped.stem}:  # the default model's and the pinned PH2 model's
+        assert any(f.name == f"{model}.onnx" for f in files), f"exports/{model}.onnx must be committed"
     for f in files:
+        model = next(m for m in SHIPPED if f.stem == m or f.stem.startswith(m + "_"))
+        source = WEIGHTS_DIR / f"{model}.pt"
         n = json.loads(f.with_name(f.name + ".numerics.json").read_text())
         assert n["sha256"] == file_sha256(f), f"{f} changed after its numerics were measured"
         for suffix, digest in n["companion_sha256"].items():
             assert digest == file_sha256(f.with_suffix(suffix)), f"{f.with_suffix(suffix)} changed"
-        assert runtimes.load(f).metadata["source_checkpoint"]["sha256"] == file_sha256(shipped), f"{f} is stale: re-export"
+        assert runtimes.load(f).metadata["source_checkpoint"]["sha256"] == file_sha256(source), f"{f} is stale: re-export"
         assert n["passed"]
 
 
