@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -118,8 +119,6 @@ def headline() -> str:
 # ------------------------------------------------------------------ docs/training.md
 
 def _log_figures(log: Dict) -> Dict:
-    import statistics
-
     ep = log["epochs"]
     last50 = [e["val_dsc"] for e in ep[-50:]]
     return {"best": log["best"], "last": ep[-1], "mean50": statistics.fmean(last50), "std50": statistics.pstdev(last50),
@@ -163,8 +162,6 @@ def isic_runs() -> str:
         if log is None:
             rows.append(f"| {label} | {PENDING} | | | | | |")
             continue
-        import statistics
-
         f, last10 = _log_figures(log), [e["val_dsc"] for e in log["epochs"][-10:]]
         b, last = f["best"], f["last"]
         rows.append(f"| {label} (`aulunet_v3_{dataset}.train_log.json`) | {f['epochs']} | {f['median_s']:.0f} | "

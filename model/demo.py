@@ -72,11 +72,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         dataset = open_dataset(data)
         split = args.split or ("all" if synthetic else "test" if dataset.splits.get("test") else "val")
         samples = dataset.subset(split)
-        from model.provenance import overlap_error
+        if not args.allow_train_overlap:
+            from model.provenance import refuse_training_images
 
-        leak = None if args.allow_train_overlap else overlap_error(args.weights, samples, split)
-        if leak:
-            raise SystemExit(f"error: {leak}")
+            refuse_training_images(args.weights, samples, split)
         res = evaluate_samples(seg, samples, progress=not args.no_progress)
         shown = samples[: args.figures]
         rgbs = [load_rgb(s.image) for s in shown]

@@ -71,11 +71,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if seg.metadata.get("foreign"):
         print(f"note: {args.weights} has no AULUNet metadata; assuming {runtimes.base.ASSUMED}", file=sys.stderr)
     samples = open_dataset(args.data).subset(args.split)
-    from model.provenance import overlap_error
+    if not args.allow_train_overlap:
+        from model.provenance import refuse_training_images
 
-    leak = None if args.allow_train_overlap else overlap_error(args.weights, samples, args.split)
-    if leak:
-        raise SystemExit(f"error: {leak}")
+        refuse_training_images(args.weights, samples, args.split)
     res = evaluate_samples(seg, samples, progress=not args.no_progress)
     res.update({"weights": str(args.weights), "data": str(args.data), "split": args.split, "backend": seg.name})
     text = json.dumps(res, indent=1)

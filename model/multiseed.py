@@ -477,14 +477,10 @@ def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
     out = Path(args.out or REPO / "runs" / f"{name}_{args.schedule}_seeds{tag}")
     if out.exists() and not out.is_dir():
         raise SystemExit(f"error: {out}: is a file, not a run folder; pass --out with a folder")
-    if dist.main:
-        from model.errors import UserError
+    if dist.main:  # a UserError here is one line: model/train.py's main (also torchrun's) turns it into one
         from model.safeio import ensure_writable_dir
 
-        try:
-            ensure_writable_dir(out, "--out")
-        except UserError as e:
-            raise SystemExit(f"error: {e}") from None
+        ensure_writable_dir(out, "--out")
     show = not args.no_progress and dist.main
 
     try:

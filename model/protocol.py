@@ -45,15 +45,12 @@ def evaluate_row(model: str, dataset: str, split: str, role: str, data_root: Pat
                  progress: bool) -> Dict:
     import runtimes
     from model.data import open_dataset
-    from model.errors import UserError
     from model.evaluate import evaluate_samples
-    from model.provenance import overlap_error
+    from model.provenance import refuse_training_images
 
     weights = WEIGHTS / f"{model}.pt"
     samples = open_dataset(data_root / dataset).subset(split)
-    leak = overlap_error(weights, samples, split)
-    if leak:
-        raise UserError(leak)
+    refuse_training_images(weights, samples, split)
     seg = runtimes.load(weights, threads=threads)
     res = evaluate_samples(seg, samples, progress=progress)
     from model.checkpoint import load_checkpoint

@@ -56,3 +56,12 @@ def overlap_error(weights, samples: Sequence, split: str) -> Optional[str]:
     return (f"{weights}: {len(seen)} of the {len(samples)} '{split}' images (e.g. {seen[0]}) are in this model's "
             f"training set, so the scores would be inflated; evaluate on data it did not train on, or pass "
             f"--allow-train-overlap to score them anyway")
+
+
+def refuse_training_images(weights, samples: Sequence, split: str) -> None:
+    """UserError (one line, naming --allow-train-overlap) when `samples` include images `weights` trained on."""
+    from .errors import UserError
+
+    leak = overlap_error(weights, samples, split)
+    if leak:
+        raise UserError(leak)

@@ -195,6 +195,16 @@ def test_k_seed_cli_errors(ph2, tmp_path):
     with pytest.raises(SystemExit, match="has no 'train_args' .* cannot be resumed"):
         train_main(_run(tmp_path / "c", "--seeds", "0,1", "--engine", "eager", "--epochs", "1", "--resume", data=ph2))
 
+    import model.safeio  # root ignores chmod: the refusal is simulated where the OS gives it (tests/test_errors_export.py)
+
+    real_access = os.access
+    (tmp_path / "ro").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model.safeio.os, "access", lambda p, m: False if str(p) == str(tmp_path / "ro") else real_access(p, m))
+        with pytest.raises(SystemExit, match=r"^error: .*ro: folder is not writable; pass --out with a writable location"):
+            train_main(_run(tmp_path / "ro", "--seeds", "0,1", "--engine", "eager", "--epochs", "1", data=ph2))
+    assert not list((tmp_path / "ro").iterdir())
+
 
 def test_train_speed_reports_k_seed_rows_on_the_cpu(tmp_path):
     from benchmarks.train_speed import main as speed_main
