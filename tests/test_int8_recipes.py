@@ -79,6 +79,22 @@ def test_small_run_writes_json_and_markdown(shipped, ph2, tmp_path, monkeypatch,
     assert json.loads((tmp_path / "committed" / "int8_recipes_aulunet_v3_ph2.json").read_text())["timing"]["rounds"] == 0
 
 
+def test_a_recipe_its_runtime_rejects_is_reported_and_leaves_no_file(shipped, ph2, tmp_path, monkeypatch):
+    """The file is built for real; its runtime then refuses it (as a runtime rejecting a converter's output would):
+    the row says why, names no artifact, and the file is gone."""
+    import runtimes
+
+    def refuse(path, *a, **k):
+        raise runtimes.ModelFileError(f"{path}: refused for the test")
+
+    monkeypatch.setattr(runtimes, "load", refuse)
+    res = ir.main(["--weights", str(shipped), "--formats", "onnx", "--recipes", "onnx-per-tensor", "--eval-count", "2",
+                   "--calib-count", "2", "--timing-rounds", "0", "--out", str(tmp_path / "o"), "--no-progress"])
+    row = res["results"][0]
+    assert "refused for the test" in row["error"] and "artifact" not in row and "passed" not in row
+    assert not list((tmp_path / "o" / shipped.stem).glob("onnx-per-tensor*"))
+
+
 def test_shipped_recipes_reproduce_the_committed_exports(shipped, ph2, tmp_path, monkeypatch):
     from export import to_tflite
 
