@@ -115,6 +115,13 @@ class AddSkip(nn.Module):
         return d + e
 
 
+class LogitUpsample(nn.Module):
+    """Bilinear x2 of the head's logits, for a stride-2 stem (the network works at half the input size)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
 @dataclass(frozen=True)
 class AULUNetConfig:
     channels: Tuple[int, ...] = (5, 10, 15, 25, 35, 60)
@@ -124,6 +131,10 @@ class AULUNetConfig:
     lsg: bool = True
     in_chans: int = 3
     num_classes: int = 1
+    # Latency-first knobs (defaults = the paper's network, so old checkpoints rebuild unchanged):
+    stem_stride: int = 1          # 2: the stem halves the input; the logits are upsampled x2 at the end
+    full_res_gating: bool = True  # False: plain depthwise instead of AKF, and an add instead of LSG, at c[0]
+    input_size: int = 256         # the square input the variant is trained and exported at
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -144,12 +155,16 @@ class AULUNet(nn.Module):
         c = list(cfg.channels)
         if len(c) != 6:
             raise ValueError(f"AULUNet needs 6 stage widths, got {c}")
+        if cfg.stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {cfg.stem_stride}")
         mix = (lambda ch: AKF(ch, cfg.akf_dilations)) if cfg.akf else PlainDW
+        full_mix = mix if cfg.full_res_gating else PlainDW
 
         self.stem = nn.Sequential(
-            nn.Conv2d(cfg.in_chans, c[0], 3, padding=1, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU(inplace=True)
+            nn.Conv2d(cfg.in_chans, c[0], 3, stride=cfg.stem_stride, padding=1, bias=False),
+            nn.BatchNorm2d(c[0]), nn.ReLU(inplace=True),
         )
-        self.stem_mix = mix(c[0])
+        self.stem_mix = full_mix(c[0])
         self.encoder = nn.ModuleList(
             nn.Sequential(nn.AvgPool2d(2), mix(c[i - 1]), PointwiseBlock(c[i - 1], c[i])) for i in range(1, 6)
         )
@@ -158,9 +173,11 @@ class AULUNet(nn.Module):
             nn.Sequential(Upsample2x(), PointwiseBlock(c[i + 1], c[i]))
             for i in reversed(range(5))
         )
-        self.skips = nn.ModuleList((LSG(c[i]) if cfg.lsg else AddSkip()) for i in reversed(range(5)))
-        self.decoder = nn.ModuleList(mix(c[i]) for i in reversed(range(5)))
+        gated = lambda i: cfg.lsg and (i > 0 or cfg.full_res_gating)  # noqa: E731
+        self.skips = nn.ModuleList((LSG(c[i]) if gated(i) else AddSkip()) for i in reversed(range(5)))
+        self.decoder = nn.ModuleList((mix if i > 0 else full_mix)(c[i]) for i in reversed(range(5)))
         self.head = nn.Conv2d(c[0], cfg.num_classes, 1, bias=True)
+        self.out_up = LogitUpsample() if cfg.stem_stride == 2 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats: List[torch.Tensor] = [self.stem_mix(self.stem(x))]
@@ -169,7 +186,7 @@ class AULUNet(nn.Module):
         y = self.bottleneck(feats.pop())
         for up, skip, mix in zip(self.up, self.skips, self.decoder):
             y = mix(skip(up(y), feats.pop()))
-        return self.head(y)
+        return self.out_up(self.head(y))
 
 
 # --------------------------------------------------------------------------- registry
@@ -231,3 +248,13 @@ for _d in AKF_DILATIONS:
     if _d != (1, 2):  # (1, 2) is aulunet_v3 itself
         register(f"aulunet_v3_akf_d{_d[0]}{_d[1]}", AULUNetConfig(akf_dilations=_d))
 register("aulunet_v3_akf_3branch", AULUNetConfig(akf_dilations=(1, 2, 3)))
+
+# Latency-first variants of v3 (the edge models): the same blocks, less work at full resolution.
+EDGE_VARIANTS = {
+    "aulunet_v3_stride2": AULUNetConfig(stem_stride=2),          # works at 128x128 inside, 256x256 in and out
+    "aulunet_v3_ungated_full": AULUNetConfig(full_res_gating=False),
+    "aulunet_v3_in192": AULUNetConfig(input_size=192),           # the paper's v3 at a smaller input
+    "aulunet_v3_in128": AULUNetConfig(input_size=128),
+}
+for _n, _cfg in EDGE_VARIANTS.items():
+    register(_n, _cfg)

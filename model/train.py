@@ -119,7 +119,7 @@ def parse_args(argv=None):
                    help="cosine: once to min-lr over all epochs; restart: reference CosineAnnealingLR(T_max=50)")
     p.add_argument("--restart-tmax", type=int, default=50, help="--schedule restart: epochs from the top of the cosine to its bottom")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, the batch order and augmentation (and of the split when there is no split.json)")
-    p.add_argument("--size", type=int, default=256, help="input size (256 for real runs; smaller for quick tests)")
+    p.add_argument("--size", type=int, default=0, help="input size (0 = the variant's own: 256 for the paper's, 128 for aulunet_v3_in128; smaller for quick tests)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (0 = all)")
     p.add_argument("--limit-val", type=int, default=0, help="use only the first N validation images (0 = all)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -143,17 +143,19 @@ def parse_args(argv=None):
 @user_errors
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
+    try:
+        cfg = get_config(name)
+    except KeyError as e:
+        raise SystemExit(f"error: {e.args[0]}")
+    if args.size == 0:
+        args.size = cfg.input_size
     check_ranges(args, {"epochs": 1, "batch_size": 1, "min_lr": 0.0, "weight_decay": 0.0, "restart_tmax": 1,
                         "size": SIZE_MULTIPLE, "limit_train": 0, "limit_val": 0, "threads": 0, "stop_after": 0})
     if not args.lr > 0:
         raise SystemExit(f"error: --lr must be positive (got {args.lr})")
     if args.size % SIZE_MULTIPLE:
         raise SystemExit(f"error: --size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
-    name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
-    try:
-        get_config(name)
-    except KeyError as e:
-        raise SystemExit(f"error: {e.args[0]}")
     if args.seeds is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from model.multiseed import main as multiseed_main  # K seeds in one process, or torchrun
 
