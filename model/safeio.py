@@ -104,3 +104,126 @@ def _discard(tmp) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- the output policy
+#
+# One policy for everything the toolkit writes; every tool follows it through the helpers below:
+#   1. Atomic: a file is written whole or not at all (atomic_write_bytes / atomic_write_text / atomic_copy).
+#   2. Ours only: a tool deletes or replaces only files it made. A folder a tool owns as a whole (a built
+#      site, an unpacked archive) carries a manifest (OWNED_MANIFEST) of the files it wrote; the tool
+#      refuses a non-empty folder without one and removes only what its manifest lists (OwnedFolder).
+#      A single result file already present and not ours is refused unless the user asks (check_replace).
+#   3. Committed results (the folders in COMMITTED_RESULT_DIRS, which the docs cite) change only when the
+#      user asks with the tool's flag (--update-results, --save); by default results go under outputs/
+#      (guard_committed).
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COMMITTED_RESULT_DIRS = ("exports", "benchmarks/results", "model/weights", "docs", "android_demo/app", "web_demo/site")
+OWNED_MANIFEST = ".aulunet-owned.json"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def committed_result(path) -> bool:
+    """True when `path` lies in one of the repository's committed-results folders."""
+    return any(_inside(Path(path), REPO_ROOT / d) for d in COMMITTED_RESULT_DIRS)
+
+
+def guard_committed(path, flag: str, asked: bool, default_hint: str = "") -> None:
+    """OutputError unless writing `path` is allowed: committed results only when the user passed `flag`."""
+    if asked or not committed_result(path):
+        return
+    rel = Path(path).resolve()
+    try:
+        rel = rel.relative_to(REPO_ROOT)
+    except ValueError:
+        pass
+    hint = f" or {default_hint}" if default_hint else ""
+    raise OutputError(f"{rel}: is a committed result; pass {flag} to replace it{hint}")
+
+
+def check_replace(path, what: str, allowed: bool = False, flag: str = "--overwrite") -> Path:
+    """OutputError when `path` exists and replacing it was not asked for (`allowed`)."""
+    path = Path(path)
+    if path.exists() and not allowed:
+        raise OutputError(f"{path}: already exists and {what} does not replace it; pass {flag} or choose another path")
+    return path
+
+
+def atomic_copy(src, dst) -> None:
+    atomic_write_bytes(dst, Path(src).read_bytes())
+
+
+class OwnedFolder:
+    """A folder a tool owns as a whole (rule 2): its manifest lists what the tool wrote there.
+
+    `OwnedFolder(dir, tool)` refuses a folder that exists, is not empty and has no manifest of `tool`;
+    `write_bytes`/`write_text`/`copy` write atomically and record the file; `remove_unlisted(keep)` deletes
+    only files the manifest lists that are not in `keep`; `save()` writes the manifest (atomically).
+    """
+
+    def __init__(self, folder, tool: str, what: str = "--out"):
+        import json
+
+        self.folder, self.tool, self.what = Path(folder), tool, what
+        self.manifest = self.folder / OWNED_MANIFEST
+        self.files: set = set()
+        if self.folder.exists() and not self.folder.is_dir():
+            raise OutputError(f"{self.folder}: is a file, not a folder; pass {what} with a folder")
+        if self.folder.is_dir() and any(self.folder.iterdir()):
+            try:
+                data = json.loads(self.manifest.read_text())
+                ok = isinstance(data, dict) and data.get("tool") == tool and isinstance(data.get("files"), list)
+            except (OSError, ValueError):
+                ok = False
+            if not ok:
+                raise OutputError(f"{self.folder}: is not empty and was not made by {tool}; "
+                                  f"pass {what} with an empty or new folder (nothing was changed)")
+            self.files = {str(f) for f in data["files"] if isinstance(f, str)}
+        ensure_writable_dir(self.folder, what)
+        self.written: set = set()
+
+    def _target(self, rel: str) -> Path:
+        p = (self.folder / rel)
+        if not _inside(p, self.folder) or p.is_symlink():
+            raise OutputError(f"{p}: outside {self.folder} or a symbolic link; {self.tool} writes only inside its folder")
+        return p
+
+    def write_bytes(self, rel: str, data: bytes) -> Path:
+        p = self._target(rel)
+        if p.exists() and rel not in self.files:
+            raise OutputError(f"{p}: exists and was not made by {self.tool}; move it away or pass another {self.what}")
+        atomic_write_bytes(p, data)
+        self.written.add(rel)
+        self.files.add(rel)
+        return p
+
+    def write_text(self, rel: str, text: str) -> Path:
+        return self.write_bytes(rel, text.encode("utf-8"))
+
+    def copy(self, src, rel: str) -> Path:
+        return self.write_bytes(rel, Path(src).read_bytes())
+
+    def remove_unlisted(self, keep) -> List[str]:
+        """Delete the files this tool wrote before that are not in `keep`; nothing else is touched."""
+        keep = set(keep)
+        removed = []
+        for rel in sorted(self.files - keep):
+            p = self.folder / rel
+            if _inside(p, self.folder) and (p.is_file() and not p.is_symlink()):
+                p.unlink()
+                removed.append(rel)
+            self.files.discard(rel)
+        return removed
+
+    def save(self) -> None:
+        import json
+
+        atomic_write_text(self.manifest, json.dumps({"tool": self.tool, "files": sorted(self.files)}, indent=1) + "\n")
