@@ -106,12 +106,13 @@ def test_build_refuses_a_folder_it_did_not_make(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
-    proc = run_cli(WEB / "build.py", "--out", folder, "--model", REPO / "exports" / "aulunet_v3_isic2018.onnx")
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
-    assert lines[0] == (f"error: {folder}: is not empty and was not made by web_demo/build.py; "
-                        f"pass --out with an empty or new folder (nothing was changed)")
-    assert tree(folder) == {"notes.txt": b"mine"}
+    for tool in ("build.py", "serve.py"):  # serve.py builds into its --out before serving
+        proc = run_cli(WEB / tool, "--out", folder, "--model", REPO / "exports" / "aulunet_v3_isic2018.onnx")
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, (tool, proc.stderr[-1500:])
+        assert lines[0] == (f"error: {folder}: is not empty and was not made by web_demo/build.py; "
+                            f"pass --out with an empty or new folder (nothing was changed)"), tool
+        assert tree(folder) == {"notes.txt": b"mine"}, tool
 
 
 def test_build_into_a_checkout_is_refused_and_changes_nothing(tmp_path):
