@@ -5,7 +5,10 @@ carry their own kernels (XNNPACK's and ONNX Runtime's NEON paths, ARM int8), and
 there are compared with the same file run on this x86 host and with PyTorch. Emulated latency is hundreds
 of times native and is reported only as `emulated`.
 
-Set-up, cached under $AULUNET_ARM_CACHE (default ~/.cache/aulunet-edge/arm64), ~20 s when cold:
+Set-up, cached under $AULUNET_ARM_CACHE (default ~/.cache/aulunet-edge/arm64), ~20 s when cold. It may change
+this host (`dpkg --add-architecture arm64`, `apt-get update`), so it is built only when the user asks with
+--allow-system-setup (SETUP_FLAG); without it an empty cache is a one-line error naming the flag and the commands,
+and nothing runs. What it needs and builds:
 - Debian's qemu-user-static (`apt-get install qemu-user-static`);
 - a sysroot of Debian arm64 packages (python3.11 and the libraries it and the wheels load), fetched with
   `apt-get download` and unpacked with `dpkg -x` (no chroot, no debootstrap), plus an ARM /proc/cpuinfo:
@@ -26,7 +29,14 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = Path(os.environ.get("AULUNET_ARM_CACHE", Path.home() / ".cache" / "aulunet-edge" / "arm64"))
+SETUP_FLAG = "--allow-system-setup"
+
+
+def cache_dir() -> Path:
+    """$AULUNET_ARM_CACHE, read when used (default ~/.cache/aulunet-edge/arm64)."""
+    return Path(os.environ.get("AULUNET_ARM_CACHE") or Path.home() / ".cache" / "aulunet-edge" / "arm64")
+
+
 QEMU_CPU = "cortex-a72"
 DEBS = ["python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "libc6", "libexpat1", "zlib1g",
         "libffi8", "libssl3", "libbz2-1.0", "liblzma5", "libgcc-s1", "libstdc++6", "libgomp1", "libsqlite3-0",
@@ -77,13 +87,39 @@ def _sysroot(dest: Path) -> None:
     (dest / "proc" / "cpuinfo").write_text(CPUINFO)
 
 
-def setup(cache: Path = CACHE, log=print) -> Dict[str, Path]:
-    """Build (once) and return the sysroot and site-packages folders; idempotent, atomic per folder."""
+def setup_commands() -> str:
+    """What building the cache runs, in one line (the refusal names it)."""
+    return (f"`dpkg --add-architecture arm64` and `apt-get update` (when dpkg has no arm64 yet; needs root), "
+            f"`apt-get download` of {len(DEBS)} arm64 packages unpacked with `dpkg -x`, and "
+            f"`pip install --target` of the aarch64 wheels ({', '.join(w.split('>')[0] for w in WHEELS)})")
+
+
+def _ready(cache: Path) -> bool:
+    marker = cache / "ready.json"
+    try:
+        cached = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return cached == {"debs": DEBS, "wheels": WHEELS} and (cache / "sysroot").is_dir() and (cache / "site").is_dir()
+
+
+def setup(cache: Path = None, log=print, allow_system_setup: bool = False) -> Dict[str, Path]:
+    """Build (once) and return the sysroot and site-packages folders; idempotent, atomic per folder.
+
+    Building changes this host's package set-up, so it happens only with `allow_system_setup` (the user's
+    --allow-system-setup); otherwise a missing or outdated cache is an EmulationError and nothing runs.
+    """
+    cache = Path(cache) if cache is not None else cache_dir()
     qemu()
     sysroot, site, marker = cache / "sysroot", cache / "site", cache / "ready.json"
     want = {"debs": DEBS, "wheels": WHEELS}
-    if marker.is_file() and json.loads(marker.read_text()) == want and sysroot.is_dir() and site.is_dir():
+    if _ready(cache):
         return {"sysroot": sysroot, "site": site}
+    if not allow_system_setup:
+        raise EmulationError(f"{cache}: the aarch64 sysroot and wheels are not set up; setting them up runs "
+                             f"{setup_commands()}; pass {SETUP_FLAG} to let it (or point AULUNET_ARM_CACHE "
+                             f"at a ready cache)")
+    log(f"emulated ARM: {SETUP_FLAG}: setting up {cache}: {setup_commands()}")
     cache.mkdir(parents=True, exist_ok=True)
     for final, build in ((sysroot, _sysroot), (site, _wheels)):
         tmp = final.with_name(final.name + ".tmp")
@@ -109,14 +145,16 @@ def python_command(paths: Dict[str, Path]) -> List[str]:
 
 
 def run_emulated(models: Sequence[Path], eval_path: Path, threads: Sequence[int], warmup: int, runs: int,
-                 min_seconds: float, names: Dict[str, str], work: Path) -> Dict:
-    """The runner under qemu; every entry gains `x86_parity` (the same file on this host) when it ran."""
+                 min_seconds: float, names: Dict[str, str], work: Path, allow_system_setup: bool = False) -> Dict:
+    """The runner under qemu; every entry gains `x86_parity` (the same file on this host) when it ran.
+
+    An empty cache is set up only with `allow_system_setup` (see setup())."""
     import numpy as np
 
     import runtimes
     from model.metrics import mask_iou
 
-    paths = setup()
+    paths = setup(allow_system_setup=allow_system_setup)
     cmd = python_command(paths)
     env = {**os.environ, "QEMU_CPU": QEMU_CPU, "AULUNET_EMULATED": "1", "AULUNET_RUNNER_CHILD": shlex.join(cmd),
            "PYTHONPATH": os.pathsep.join([str(paths["site"]), str(REPO)])}

@@ -1,4 +1,5 @@
 """The emulated-ARM path end to end: aarch64 Python, numpy and runtimes under qemu-user, small runs."""
+import os
 import shutil
 
 import pytest
@@ -10,6 +11,9 @@ from benchmarks import run as bench
 def arm_run(ph2, tmp_path_factory):
     if not (shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")):
         pytest.skip("qemu-user-static is not installed here (.ci/run installs it: apt-get install qemu-user-static)")
+    from benchmarks.emulated_arm import setup
+
+    setup(allow_system_setup=True)  # the suite's machine (root) may set up the cache: this is --allow-system-setup
     out = tmp_path_factory.mktemp("arm")
     res = bench.main(["--device", "arm-emu", "--data", str(ph2), "--out", str(out), "--formats",
                       "onnx,onnx-int8,tflite,tflite-int8,openvino,openvino-int8", "--eval-count", "1", "--warmup", "0",
@@ -45,3 +49,27 @@ def test_missing_qemu_is_a_clear_error(ph2, tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="emulated ARM: qemu-aarch64-static not found; install Debian's qemu-user-static"):
         bench.main(["--device", "arm-emu", "--data", str(ph2), "--out", str(tmp_path), "--formats", "onnx",
                     "--eval-count", "1", "--no-progress"])
+
+
+def test_empty_cache_is_not_set_up_without_the_flag(ph2, tmp_path, monkeypatch):
+    """Setting up the cache changes the host (dpkg --add-architecture, apt-get update): without
+    --allow-system-setup it is refused in one line naming the flag and the commands, and nothing runs."""
+    bin_dir, calls, cache = tmp_path / "bin", tmp_path / "calls.log", tmp_path / "arm-cache"
+    bin_dir.mkdir()
+    # stand-ins that only record a call shadow dpkg and apt-get, so even a regression cannot change this
+    # host; qemu is one too, for the machines that lack it (setup looks for it first)
+    for name in ("dpkg", "apt-get", "qemu-aarch64-static"):
+        (bin_dir / name).write_text(f"#!/bin/sh\necho {name} \"$@\" >> {calls}\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("AULUNET_ARM_CACHE", str(cache))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--device", "arm-emu", "--data", str(ph2), "--out", str(out), "--formats", "onnx",
+                    "--eval-count", "1", "--no-progress"])
+    msg = str(exc.value)
+    assert msg.startswith(f"error: emulated ARM: {cache}: the aarch64 sysroot and wheels are not set up; "
+                          f"setting them up runs `dpkg --add-architecture arm64` and `apt-get update`"), msg
+    assert "pass --allow-system-setup to let it" in msg and "\n" not in msg
+    assert not calls.exists() and not cache.exists()  # no dpkg, apt-get or pip ran, nothing was cached
+    assert list(out.iterdir()) == []  # the eval set it wrote first is gone too

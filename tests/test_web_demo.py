@@ -3,6 +3,8 @@ Debian's Chromium (headless, Playwright): real PH2 and ISIC photos through its f
 runtimes.load(...).predict on the same file, no request leaving the page's origin, offline reload, camera, bad
 input. One browser for the module; latency is recorded in docs/web.md, never asserted."""
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,6 +94,191 @@ def test_bad_arguments_give_one_line_errors(tmp_path):
         assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
     with pytest.raises(BuildError, match="npm package .* is not installed; run `bash run.sh web`"):
         build(tmp_path / "site", node_modules=tmp_path / "no_node_modules")
+
+
+def tree(folder: Path) -> dict:
+    """Every file and link under `folder` (hidden ones too) with its bytes or link target: a snapshot to compare."""
+    return {p.relative_to(folder).as_posix(): (os.readlink(p) if p.is_symlink() else p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_symlink() or p.is_file()}
+
+
+def test_build_refuses_a_folder_it_did_not_make(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    for tool in ("build.py", "serve.py"):  # serve.py builds into its --out before serving
+        proc = run_cli(WEB / tool, "--out", folder, "--model", REPO / "exports" / "aulunet_v3_isic2018.onnx")
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, (tool, proc.stderr[-1500:])
+        assert lines[0] == (f"error: {folder}: is not empty and was not made by web_demo/build.py; "
+                            f"pass --out with an empty or new folder (nothing was changed)"), tool
+        assert tree(folder) == {"notes.txt": b"mine"}, tool
+
+
+def test_build_into_a_checkout_is_refused_and_changes_nothing(tmp_path):
+    repo = tmp_path / "checkout"  # what `python web_demo/build.py --out .` meets when run from a repository
+    for rel, text in {".git/HEAD": "ref: refs/heads/main\n", ".git/config": "[core]\n", "README.md": "# x\n",
+                      "model/train.py": "print()\n", "index.html": "<!doctype html>\n",
+                      "models/manifest.json": '{"models": []}\n'}.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    before = tree(repo)
+    proc = subprocess.run([sys.executable, str(WEB / "build.py"), "--out", "."], capture_output=True, text=True,
+                          cwd=repo, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-1500:]
+    assert lines[0].startswith(f"error: {repo}: is not empty and was not made by web_demo/build.py; pass --out")
+    assert tree(repo) == before
+
+
+def test_rebuild_removes_only_the_stale_files_it_made(tmp_path):
+    from model.safeio import OWNED_MANIFEST
+    from web_demo.build import build
+
+    out = tmp_path / "site"
+    first = build(out)
+    offered = {f"models/{m['file']}" for m in first["models"]}
+    assert len(offered) >= 2 and (out / OWNED_MANIFEST).is_file()
+    (out / "notes.txt").write_text("mine")  # the user's, beside the build's own files
+    (out / "models" / "extra.onnx").write_bytes(b"mine too")
+    before = tree(out)
+    keep = REPO / "exports" / first["default"]
+    second = build(out, model=keep)
+    assert [m["file"] for m in second["models"]] == [keep.name]
+    after = tree(out)
+    gone = set(before) - set(after)
+    assert gone == offered - {f"models/{keep.name}"}  # the models no longer offered, nothing else
+    assert after["notes.txt"] == b"mine" and after["models/extra.onnx"] == b"mine too"
+    assert (out / "models" / keep.name).read_bytes() == keep.read_bytes()
+    owned = json.loads((out / OWNED_MANIFEST).read_text())["files"]
+    assert "notes.txt" not in owned and f"models/{keep.name}" in owned and not set(owned) & gone
+    assert {k for k in after if k != OWNED_MANIFEST} == set(owned) | {"notes.txt", "models/extra.onnx"}
+
+
+def test_build_refuses_a_file_of_the_users_where_it_would_write(tmp_path):
+    from model.errors import OutputError
+    from web_demo.build import build
+
+    out = tmp_path / "site"
+    manifest = build(out, model=REPO / "exports" / "aulunet_v3_isic2018.onnx")
+    other = REPO / "exports" / "aulunet_v3_isic2018.tflite"
+    (out / "models" / other.name).write_bytes(b"the user's own")  # where the next build would copy the model
+    before = tree(out)
+    with pytest.raises(OutputError, match=f"{out / 'models' / other.name}: exists and was not made by web_demo/build.py"):
+        build(out, model=other)
+    assert tree(out) == before and manifest["default"] == "aulunet_v3_isic2018.onnx"
+
+
+def test_an_earlier_build_in_the_default_folder_is_adopted_and_a_foreign_file_refused(tmp_path, monkeypatch):
+    """web_demo/dist/ (git-ignored) was built before manifests existed: kept working when it holds only the
+    build's own files; with anything else in it, refused like any other folder."""
+    from model.errors import OutputError
+    from model.safeio import OWNED_MANIFEST
+    from web_demo import build as b
+
+    dist = tmp_path / "dist"
+    monkeypatch.setattr(b, "DIST", dist)
+    onnx = REPO / "exports" / "aulunet_v3_isic2018.onnx"
+    b.build(dist, model=onnx)
+    (dist / OWNED_MANIFEST).unlink()  # as an earlier build.py left it
+    b.build(dist, model=onnx)
+    assert json.loads((dist / OWNED_MANIFEST).read_text())["tool"] == "web_demo/build.py"
+
+    (dist / OWNED_MANIFEST).unlink()
+    (dist / "models" / "mine.onnx").write_bytes(b"not the build's")
+    before = tree(dist)
+    with pytest.raises(OutputError, match="is not empty and was not made by web_demo/build.py"):
+        b.build(dist, model=onnx)
+    assert tree(dist) == before
+
+
+def http(port: int, path: str, host: str = None, method: str = "GET"):
+    """One request to 127.0.0.1:port, sent as given (no normalisation); (status, headers, body)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host if host is not None else f"127.0.0.1:{port}")
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def raw_request(port: int, data: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def test_server_serves_only_its_folder_to_its_own_host_with_security_headers(tmp_path):
+    import selectors
+
+    from web_demo.build import build
+
+    site = tmp_path / "site"
+    build(site, model=REPO / "exports" / "aulunet_v3_isic2018.onnx")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "passwd").write_text("root:x:0:0:SECRET\n")
+    (site / "leak").symlink_to(secret / "passwd")  # links out of the folder: never followed
+    (site / "leakdir").symlink_to(secret)
+    (site / "inside").symlink_to(site / "app.js")  # a link that stays inside is an ordinary file
+    page = (site / "index.html").read_bytes()
+    meta_csp = re.search(rb'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1).decode()
+    assert "'wasm-unsafe-eval'" in meta_csp and "'sha256-" in meta_csp
+
+    proc = subprocess.Popen([sys.executable, str(WEB / "serve.py"), "--out", str(site), "--port", "0",
+                             "--model", str(REPO / "exports" / "aulunet_v3_isic2018.onnx")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout=120), "serve.py printed nothing"
+        line = proc.stdout.readline()
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
+
+        status, headers, body = http(port, "/")
+        assert status == 200 and body == page
+        for path, want in [("/app.js", 200), ("/models/manifest.json", 200), ("/app.js?v=2", 200),
+                           ("/inside", 200), ("/leak", 404), ("/leakdir/passwd", 404), ("/models/", 404),
+                           ("/.aulunet-owned.json", 404), ("/missing.js", 404),
+                           ("/%00", 400), ("/app.js%00.png", 400), ("/%ff", 400), ("/..%2f..%2fetc/passwd", 400),
+                           ("/../../etc/passwd", 400), ("/..%2f..%2f" + "%2e%2e%2f" * 8 + "etc%2fpasswd", 400),
+                           ("/a%5c..%5c..%5cetc%5cpasswd", 400), ("/" + "a" * 5000, 414)]:
+            status, headers, body = http(port, path)
+            assert status == want, (path, status)
+            assert b"SECRET" not in body and b"root:" not in body, path
+            # every answer, errors too, carries the headers (the CSP with the page's own hash)
+            assert headers["content-security-policy"] == f"{meta_csp}; frame-ancestors 'none'", path
+            assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff", path
+            assert headers["referrer-policy"] == "no-referrer", path
+        assert http(port, "/", method="HEAD")[0] == 200
+
+        # DNS rebinding: a name the attacker controls, resolved to 127.0.0.1, is not this server's host
+        for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1:{port + 1}", "127.0.0.1", ""):
+            status, headers, body = http(port, "/", host=host)
+            assert status == 421 and page not in body and headers["x-frame-options"] == "DENY", host
+        for host in (f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}"):
+            assert http(port, "/", host=host)[0] == 200, host
+        no_host = raw_request(port, b"GET / HTTP/1.0\r\n\r\n")
+        assert no_host.startswith(b"HTTP/1.0 421 "), no_host[:80]
+        nul = raw_request(port, f"GET /%00 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        assert nul.startswith(b"HTTP/1.0 400 "), nul[:80]  # an answer, not a dropped connection
+        assert http(port, "/app.js")[0] == 200  # and still serving
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err[-2000:]
 
 
 # --- the page in Chromium ---------------------------------------------------------------------------------

@@ -13,24 +13,24 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional, Union
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from model.clitools import HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
-from model.errors import UserError  # noqa: E402
-from model.safeio import atomic_write_bytes  # noqa: E402
+from model.errors import OutputError, UserError  # noqa: E402
+from model.safeio import OWNED_MANIFEST, OwnedFolder, atomic_write_text  # noqa: E402
 from web_demo import models  # noqa: E402
 
 HERE = REPO / "web_demo"
 SITE = HERE / "site"
 NODE_MODULES = HERE / "node_modules"
 DIST = HERE / "dist"
+TOOL = "web_demo/build.py"
 INSTALL_HINT = "run `bash run.sh web` or `npm ci --prefix web_demo`"
 
 # served path -> file under node_modules/ (only what the page loads; the ORT "wasm" build, not the 28 MB default)
@@ -65,25 +65,6 @@ def check_node_modules(node_modules: Path = NODE_MODULES) -> None:
         got = json.loads(pkg.read_text()).get("version")
         if got != version:
             raise BuildError(f"{pkg.parent}: {name} {got} is installed but package.json pins {version}; {INSTALL_HINT}")
-
-
-def copy_if_changed(src: Path, dst: Path) -> None:
-    """Copy atomically unless dst already has src's size and modification time."""
-    s = src.stat()
-    if dst.is_file():
-        d = dst.stat()
-        if d.st_size == s.st_size and d.st_mtime_ns == s.st_mtime_ns:
-            return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    if path.is_file() and path.read_bytes() == data:
-        return
-    atomic_write_bytes(path, data)
 
 
 def model_entry(path: Path, fmt: str, quantize: Optional[str], verbose: bool = False) -> Dict:
@@ -131,9 +112,55 @@ def page_html(site: Path) -> bytes:
     return html.replace("__IMPORTMAP_SHA256__", f"sha256-{digest}").encode()
 
 
+def page_csp(html: str) -> Optional[str]:
+    """The Content-Security-Policy of a built index.html's meta tag (serve.py sends it as a header too)."""
+    m = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)"', html)
+    return m.group(1) if m else None
+
+
+def legacy_build(out: Path, wanted: Iterable[str]) -> Optional[List[str]]:
+    """The files of a site an earlier build.py (before manifests) made in the default folder, or None.
+
+    Accepted only when every file there is one a build makes: a page or runtime file, models/manifest.json
+    and the models that manifest lists. Anything else (a file of the user's) and it is not ours.
+    """
+    if out.resolve() != DIST.resolve() or (out / OWNED_MANIFEST).exists():
+        return None
+    try:
+        listed = {f"models/{m['file']}" for m in json.loads((out / "models" / "manifest.json").read_text())["models"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    found = [p for p in out.rglob("*") if p.is_symlink() or not p.is_dir()]
+    rels = {p.relative_to(out).as_posix() for p in found}
+    allowed = set(wanted) | listed | {"models/manifest.json"}
+    if any(p.is_symlink() for p in found) or not rels <= allowed or "index.html" not in rels:
+        return None
+    return sorted(rels)
+
+
+def open_site(out: Path, wanted: Iterable[str]) -> OwnedFolder:
+    """The site folder as build.py's own (rule 2 of model/safeio.py): refused when it holds files it did not make."""
+    legacy = legacy_build(out, wanted) if out.is_dir() else None
+    if legacy is not None:  # adopt the earlier build: from now on its manifest says what is ours
+        atomic_write_text(out / OWNED_MANIFEST, json.dumps({"tool": TOOL, "files": legacy}, indent=1) + "\n")
+    return OwnedFolder(out, TOOL)
+
+
+def _same_file(dst: Path, src: Path) -> bool:
+    if dst.is_symlink() or not dst.is_file():
+        return False
+    s, d = src.stat(), dst.stat()
+    return d.st_size == s.st_size and d.st_mtime_ns == s.st_mtime_ns
+
+
 def build(out: Path = DIST, exports: Optional[Path] = None, model: Optional[Path] = None,
           node_modules: Path = NODE_MODULES, verbose: bool = False) -> Dict:
-    """Assemble `out`; returns the manifest. `model` (a .onnx or .tflite file) replaces the offered set."""
+    """Assemble `out`; returns the manifest. `model` (a .onnx or .tflite file) replaces the offered set.
+
+    Everything is checked before anything is written; each file is written atomically; `out` must be empty,
+    new, or a site this tool built (its manifest); files it built before and no longer needs are removed,
+    nothing else is.
+    """
     check_node_modules(node_modules)
     exports = Path(exports) if exports else models.EXPORTS
     if model is not None:
@@ -154,31 +181,41 @@ def build(out: Path = DIST, exports: Optional[Path] = None, model: Optional[Path
     manifest = {"default": chosen[0][0].name if model is not None else models.default_file(exports).name,
                 "models": entries, "input_checks": input_checks()}
 
-    out = Path(out)
-    wanted: List[Path] = []
+    # the whole site, planned: served path -> a source file to copy, or the bytes to write
+    plan: Dict[str, Union[Path, bytes]] = {}
     for src in sorted(SITE.rglob("*")):
         if src.is_file():
-            dst = out / src.relative_to(SITE)
-            wanted.append(dst)
-            if src.name == "index.html":
-                write_atomic(dst, page_html(SITE))
-            else:
-                copy_if_changed(src, dst)
+            rel = src.relative_to(SITE).as_posix()
+            plan[rel] = page_html(SITE) if rel == "index.html" else src
     for served, rel in VENDOR.items():
         src = node_modules / rel
         if not src.is_file():
             raise BuildError(f"{src}: missing from the installed npm package; {INSTALL_HINT}")
-        copy_if_changed(src, out / served)
-        wanted.append(out / served)
+        plan[served] = src
     for p, _, _ in chosen:
-        copy_if_changed(p, out / "models" / p.name)
-        wanted.append(out / "models" / p.name)
-    manifest_path = out / "models" / "manifest.json"
-    write_atomic(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
-    wanted.append(manifest_path)
-    keep = {p.resolve() for p in wanted}
-    for stale in [p for p in out.rglob("*") if p.is_file() and p.resolve() not in keep]:
-        stale.unlink()  # e.g. a model no longer offered: the site holds exactly what the manifest says
+        plan[f"models/{p.name}"] = p
+    plan["models/manifest.json"] = (json.dumps(manifest, indent=1) + "\n").encode()
+
+    out = Path(os.path.abspath(out))  # error messages name the folder, even for `--out .`
+    site = open_site(out, plan)
+    for rel in plan:
+        dst = out / rel
+        if (dst.exists() or dst.is_symlink()) and rel not in site.files:
+            raise OutputError(f"{dst}: exists and was not made by {TOOL}; move it away or pass another --out "
+                              f"(nothing was changed)")
+    site.files |= set(plan)
+    site.save()  # first: a build killed half-way leaves a folder the next build still knows as its own
+    for rel, what in plan.items():
+        dst = out / rel
+        if isinstance(what, bytes):
+            if not (dst.is_file() and not dst.is_symlink() and dst.read_bytes() == what):
+                site.write_bytes(rel, what)
+        elif not _same_file(dst, what):
+            site.copy(what, rel)
+            st = what.stat()
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))  # unchanged next time: not copied again
+    site.remove_unlisted(plan)  # e.g. a model no longer offered: the site holds exactly what the manifest says
+    site.save()
     return manifest
 
 
