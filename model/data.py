@@ -468,11 +468,9 @@ def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None, image_o
     if image_shape is not None and tuple(arr.shape[:2]) != tuple(image_shape):
         size = f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} but its image is {image_shape[1]}x{image_shape[0]}"
         if _turned(arr.shape[:2], image_shape):
-            tags = [f"its image's EXIF orientation {image_orientation} ({ORIENTATIONS[image_orientation]})"
-                    if image_orientation >= 5 else "", f"the mask's EXIF orientation {own} ({ORIENTATIONS[own]})" if own >= 5 else ""]
-            why = " and ".join(t for t in tags if t) or "no EXIF orientation on either"
-            raise DataError(f"{size} as displayed: the mask is turned 90 degrees from it ({why}); save the mask "
-                            f"the same way up as the image, or give both the same EXIF orientation")
+            raise DataError(f"{size} as displayed: the mask is turned 90 degrees from its image (EXIF orientation: image "
+                            f"{image_orientation} ({ORIENTATIONS[image_orientation]}), mask {own} ({ORIENTATIONS[own]})); "
+                            f"save the mask the same way up as the image, or give it the image's orientation tag")
         raise DataError(f"{size}; resize the mask to the image")
     return arr > 0
 
