@@ -333,6 +333,8 @@ class _open_image:
         if w * h > limit * 1e6:
             self.im.close()
             raise _too_large(self.path, self.kind, w * h, f"{w}x{h} ", limit)
+        # what the file holds before decoding turns it into a PIL mode ("RGB;16B": 16-bit colour, read as its high bytes)
+        self.rawmodes = [str(getattr(t, "args", "")) for t in (getattr(self.im, "tile", None) or [])]
         try:
             self.im.load()
         except (OSError, SyntaxError, ValueError) as e:
@@ -390,9 +392,10 @@ def pil_to_rgb(im, name: str = "image", warn: bool = True) -> np.ndarray:
 
 def _read_rgb(path: Path) -> Tuple[np.ndarray, int]:
     """(uint8 HxWx3 as displayed, the file's EXIF orientation)."""
-    with _open_image(path, "image") as im:
+    opener = _open_image(path, "image")
+    with opener as im:
         orientation = exif_orientation(im)
-        high_colour = im.mode in ("RGB", "RGBA") and any(str(t.args).endswith(";16B") for t in getattr(im, "tile", []) or [])
+        high_colour = im.mode in ("RGB", "RGBA") and any(r.endswith(";16B") for r in opener.rawmodes)
         rgb = pil_to_rgb(im, str(path))
     problem = image_problem(rgb)
     if problem and high_colour and "no contrast" in problem:
