@@ -302,8 +302,9 @@ def max_megapixels() -> float:
     return limit
 
 
-def _too_large(path: Path, kind: str, pixels: int, size: str, limit: float) -> DataError:
-    return DataError(f"{path}: {kind} is {size}({pixels / 1e6:.1f} megapixels), over the {limit:g}-megapixel limit; "
+def _too_large(path: Path, kind: str, pixels: int, limit: float, size: Optional[Tuple[int, int]] = None) -> DataError:
+    what = f"is {size[0]}x{size[1]} ({pixels / 1e6:.1f} megapixels)" if size else f"has {pixels / 1e6:.1f} megapixels"
+    return DataError(f"{path}: {kind} {what}, over the {limit:g}-megapixel limit; "
                      f"downscale it, or raise the limit with {MAX_MEGAPIXELS_ENV}=<megapixels>")
 
 
@@ -326,13 +327,13 @@ class _open_image:
                 self.im = Image.open(self.path)
         except Image.DecompressionBombError as e:
             found = re.search(r"\((\d+) pixels\)", str(e))
-            raise _too_large(self.path, self.kind, int(found.group(1)) if found else 0, "", limit) from None
+            raise _too_large(self.path, self.kind, int(found.group(1)) if found else 0, limit) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise DataError(f"{self.path}: cannot decode {self.kind} ({e.__class__.__name__}); replace the corrupt file") from None
         w, h = self.im.size
         if w * h > limit * 1e6:
             self.im.close()
-            raise _too_large(self.path, self.kind, w * h, f"{w}x{h} ", limit)
+            raise _too_large(self.path, self.kind, w * h, limit, (w, h))
         # what the file holds before decoding turns it into a PIL mode ("RGB;16B": 16-bit colour, read as its high bytes)
         self.rawmodes = [str(getattr(t, "args", "")) for t in (getattr(self.im, "tile", None) or [])]
         try:
@@ -356,19 +357,24 @@ def exif_orientation(im) -> int:
     return o if o in ORIENTATIONS else 1
 
 
+def turn(im, orientation: int):
+    """A PIL image's stored pixels as EXIF `orientation` shows them: the pixels of ImageOps.exif_transpose
+    (its table of Image.transpose methods), without its rewriting of the metadata; 1 (or no tag) as it is."""
+    from PIL import Image
+
+    t = Image.Transpose
+    method = {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE, 6: t.ROTATE_270,
+              7: t.TRANSVERSE, 8: t.ROTATE_90}.get(orientation)
+    return im if method is None else im.transpose(method)
+
+
 def oriented(im):
-    """(PIL image as viewers show it, its EXIF orientation): ImageOps.exif_transpose, the transform the
-    browser (createImageBitmap's imageOrientation 'from-image') and the Android app (Orientation.java) apply."""
-    from PIL import ImageOps
-
+    """(PIL image as viewers show it, its EXIF orientation): the transform the browser (createImageBitmap's
+    imageOrientation 'from-image') and the Android app (Orientation.java) apply too."""
     o = exif_orientation(im)
-    if o == 1:
-        return im, 1
-    return ImageOps.exif_transpose(im), o
+    return turn(im, o), o
 
 
-# PIL's Image.transpose method doing each orientation's turn (ImageOps.exif_transpose's table).
-_TRANSPOSE = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}  # FLIP_LEFT_RIGHT=0, FLIP_TOP_BOTTOM=1, ROTATE_90=2, ROTATE_180=3, ROTATE_270=4, TRANSPOSE=5, TRANSVERSE=6
 _HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
@@ -434,7 +440,8 @@ def _turned(a: Tuple[int, int], b: Tuple[int, int]) -> bool:
     return a[0] != a[1] and tuple(a) == tuple(b)[::-1]
 
 
-def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None, image_orientation: int = 1) -> np.ndarray:
+def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None,
+              image_orientation: Optional[int] = None) -> np.ndarray:
     """bool HxW from a binary mask file; checks its size against the image (`image_shape`, as displayed).
 
     Binary means one or two values, the lower one 0 (background): 0/255, 0/1, 16-bit 0/65535, a palette
@@ -442,7 +449,7 @@ def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None, image_o
     palette index. Lesion = the non-zero value.
 
     Orientation: a mask with its own EXIF orientation tag is turned by it, as its image is. A mask without
-    one, whose image has one (`image_orientation`, from the image file), is taken as drawn on the image's
+    one, whose image has one (`image_orientation`, from the image file; load_sample passes it), is taken as drawn on the image's
     stored pixels and turned with the image, unless its size is that of the image as displayed and not as
     stored (it was drawn on the turned photo). Where that cannot be told apart (square image, or a flip or
     180-degree turn, which keep the size) a warning says which was assumed."""
@@ -451,7 +458,7 @@ def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None, image_o
         if own != 1:
             im = oriented(im)[0]
         stored = (im.size[1], im.size[0])
-        if own == 1 and image_orientation != 1 and image_shape is not None:
+        if own == 1 and image_orientation not in (None, 1) and image_shape is not None:
             swaps = image_orientation >= 5
             displayed = tuple(image_shape)
             as_stored = displayed[::-1] if swaps else displayed
@@ -461,7 +468,7 @@ def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None, image_o
                                   f"({ORIENTATIONS[image_orientation]}); the mask is taken as drawn on the stored "
                                   f"pixels and turned with the image (tag the mask, or save both as displayed, to be sure)",
                                   stacklevel=2)
-                im = im.transpose(_TRANSPOSE[image_orientation])
+                im = turn(im, image_orientation)
         arr = _mask_values(im)
     values = np.unique(arr)
     if arr.dtype != bool and (len(values) > 2 or (len(values) == 2 and values[0] != 0) or values.min(initial=0) < 0):
@@ -471,8 +478,10 @@ def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None, image_o
     if image_shape is not None and tuple(arr.shape[:2]) != tuple(image_shape):
         size = f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} but its image is {image_shape[1]}x{image_shape[0]}"
         if _turned(arr.shape[:2], image_shape):
+            image_tag = ("not checked" if image_orientation is None else
+                         f"{image_orientation} ({ORIENTATIONS[image_orientation]})")
             raise DataError(f"{size} as displayed: the mask is turned 90 degrees from its image (EXIF orientation: image "
-                            f"{image_orientation} ({ORIENTATIONS[image_orientation]}), mask {own} ({ORIENTATIONS[own]})); "
+                            f"{image_tag}, mask {own} ({ORIENTATIONS[own]})); "
                             f"save the mask the same way up as the image, or give it the image's orientation tag")
         raise DataError(f"{size}; resize the mask to the image")
     return arr > 0

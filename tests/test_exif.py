@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 import runtimes
 from model.data import EXIF_ORIENTATION, ORIENTATIONS, DataError, Sample, load_arrays, load_mask, load_rgb, load_sample
@@ -36,6 +36,7 @@ def test_image_is_read_as_displayed(tmp_path, orientation):
     assert Image.open(f).getexif()[EXIF_ORIENTATION] == orientation
     np.testing.assert_array_equal(load_rgb(f), SHOWN[orientation](stored))
     np.testing.assert_array_equal(load_rgb(f), img)
+    np.testing.assert_array_equal(load_rgb(f), np.asarray(ImageOps.exif_transpose(Image.open(f))))  # what PIL documents
     # a mask carrying its own tag is turned by it, like its image
     m = save_tagged(tmp_path / "mask.png", STORED[orientation](mask), orientation)
     np.testing.assert_array_equal(load_mask(m, img.shape[:2]), mask > 0)
@@ -102,3 +103,13 @@ def test_turned_mask_says_orientation_is_the_reason(tmp_path):
                                         r"turned 90 degrees from its image \(EXIF orientation: image 1 \(as stored\), "
                                         r"mask 8 \(rotated 90 counter-clockwise\)\); save the mask the same way up"):
         load_sample(Sample("c", photo, m))
+
+
+def test_turned_mask_without_its_images_orientation_says_it_was_not_checked(tmp_path):
+    """load_mask(path, shape) alone (without load_sample's image orientation) does not claim the image has none."""
+    img, mask = lesion_pair(np.random.default_rng(3), 40, 56)
+    m = tmp_path / "d_mask.png"
+    Image.fromarray(np.ascontiguousarray(mask.T)).save(m)
+    with pytest.raises(DataError, match=r"d_mask\.png: mask is 40x56 but its image is 56x40 as displayed: the mask is turned "
+                                        r"90 degrees from its image \(EXIF orientation: image not checked, mask 1 \(as stored\)\)"):
+        load_mask(m, img.shape[:2])
