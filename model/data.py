@@ -1,14 +1,17 @@
 """Datasets on disk: layout detection, splits, validated loading. numpy + Pillow only (no torch).
 
 Layouts detected under a root folder:
-  generic  images/<id>.<ext> + masks/<id>[ _segmentation| _lesion| _mask].<ext>   (png/jpg/jpeg/bmp)
+  generic  images/<id>.<ext> + masks/<id>[ _segmentation| _lesion| _mask].<ext>   (png/jpg/jpeg/bmp/webp/tif)
   isic     ISIC 2017/2018 official folders: *_Training_Input or *_Training_Data with
            *_Training[_Part1]_GroundTruth/<id>_segmentation.png (also Validation and Test)
   ph2      PH2 as distributed: "PH2 Dataset images"/IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp
            and IMDxxx_lesion/IMDxxx_lesion.bmp
 
-Splits: ISIC's official folders give the split; otherwise a split.json next to the data
-({"train": [ids], "val": [ids], "test": [ids]}); otherwise a deterministic split of the
+Files in the image folders that are not read (ISIC 2017's *_superpixels.png maps, text files) are counted
+in Dataset.skipped and named in one warning.
+
+Splits: a split.json next to the data ({"train": [ids], "val": [ids], "test": [ids]}), also over ISIC's
+official folders; otherwise ISIC's official folders give the split; otherwise a deterministic split of the
 *sorted* ids with a seeded generator (the public reference splits an unsorted glob, whose order
 depends on the file system, so its splits cannot be reproduced).
 """
@@ -18,16 +21,17 @@ import hashlib
 import json
 import re
 import warnings
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .errors import DataError
-from .preprocess import INPUT_SIZE, image_problem, preprocess_image, preprocess_mask
+from .preprocess import INPUT_SIZE, high_depth_to_uint8, image_problem, preprocess_image, preprocess_mask
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # what Pillow decodes here
 MASK_SUFFIXES = ("", "_segmentation", "_lesion", "_mask")
 SPLITS = ("train", "val", "test")
 
@@ -47,6 +51,7 @@ class Dataset:
     samples: List[Sample]
     splits: Dict[str, List[str]]
     split_source: str
+    skipped: Dict[str, int] = field(default_factory=dict)  # files in the image folders not read, by reason
 
     def subset(self, split: str) -> List[Sample]:
         """The samples of one split ("all": every sample). A split that is missing or empty is an error:
@@ -70,8 +75,32 @@ class Dataset:
 
 # --------------------------------------------------------------------------- layouts
 
-def _images_in(folder: Path) -> List[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+SUPERPIXELS = re.compile(r"_superpixels$")  # ISIC 2017's superpixel maps beside each photo: not lesion photos
+
+
+class Skipped(Counter):
+    """Files in image folders that were not read, by reason (a line of the dataset's summary)."""
+
+    def note(self, path: Path) -> None:
+        if SUPERPIXELS.search(path.stem) and path.suffix.lower() in IMAGE_EXTS:
+            self["ISIC superpixel maps (*_superpixels.png, not lesion photos)"] += 1
+        elif not path.name.startswith("."):  # .DS_Store and other hidden files are no one's data
+            self[f"not images ({path.suffix.lower() or 'no extension'})"] += 1
+
+    def line(self) -> str:
+        return ", ".join(f"{n} {why}" for why, n in sorted(self.items()))
+
+
+def _images_in(folder: Path, skipped: Optional[Skipped] = None) -> List[Path]:
+    out = []
+    for p in sorted(folder.iterdir()):
+        if not p.is_file():
+            continue
+        if p.suffix.lower() in IMAGE_EXTS and not SUPERPIXELS.search(p.stem):
+            out.append(p)
+        elif skipped is not None:
+            skipped.note(p)
+    return out
 
 
 def _find_mask(mask_dir: Path, stem: str) -> Optional[Path]:
@@ -84,11 +113,9 @@ def _find_mask(mask_dir: Path, stem: str) -> Optional[Path]:
 
 
 def _pairs(image_dir: Path, mask_dir: Optional[Path], split: Optional[str] = None,
-           skip=re.compile(r"_superpixels$")) -> List[Sample]:
+           skipped: Optional[Skipped] = None) -> List[Sample]:
     out = []
-    for img in _images_in(image_dir):
-        if skip.search(img.stem):
-            continue
+    for img in _images_in(image_dir, skipped):
         mask = _find_mask(mask_dir, img.stem) if mask_dir is not None else None
         out.append(Sample(img.stem, img, mask, split))
     return out
@@ -99,7 +126,7 @@ _ISIC_INPUT = re.compile(r"^ISIC.*_(Training|Validation|Test)(_v2)?_(Input|Data)
 _ISIC_GT = re.compile(r"^ISIC.*_(Training|Validation|Test)(_v2)?(_Part1)?_GroundTruth$", re.I)
 
 
-def _isic(root: Path) -> List[Sample]:
+def _isic(root: Path, skipped: Optional[Skipped] = None) -> List[Sample]:
     dirs = [d for d in root.iterdir() if d.is_dir()]
     gts = {}
     for d in dirs:
@@ -111,7 +138,7 @@ def _isic(root: Path) -> List[Sample]:
         m = _ISIC_INPUT.match(d.name)
         if m:
             key = m.group(1).lower()
-            samples += _pairs(d, gts.get(key), _ISIC_SPLIT[key])
+            samples += _pairs(d, gts.get(key), _ISIC_SPLIT[key], skipped)
     return samples
 
 
@@ -163,15 +190,18 @@ def deterministic_split(ids: Sequence[str], seed: int = 0, val_fraction: float =
 def open_dataset(root, seed: int = 0, require_masks: bool = True) -> Dataset:
     root = Path(root)
     layout = detect_layout(root)
+    skipped = Skipped()
     if layout == "generic":
         masks = root / "masks"
-        samples = _pairs(root / "images", masks if masks.is_dir() else None)
+        samples = _pairs(root / "images", masks if masks.is_dir() else None, skipped=skipped)
     elif layout == "isic":
-        samples = _isic(root)
+        samples = _isic(root, skipped)
     else:
         samples = _ph2(root)
+    if skipped:
+        warnings.warn(f"{root}: skipped {skipped.line()} in its image folders", stacklevel=2)
     if not samples:
-        raise DataError(f"{root}: no images found ({layout} layout); add .png/.jpg/.bmp images")
+        raise DataError(f"{root}: no images found ({layout} layout); add {'/'.join(e[1:] for e in IMAGE_EXTS)} images")
     if require_masks:
         missing = [s for s in samples if s.mask is None]
         if missing:
@@ -182,18 +212,18 @@ def open_dataset(root, seed: int = 0, require_masks: bool = True) -> Dataset:
         dup = sorted({i for i in ids if ids.count(i) > 1})[0]
         raise DataError(f"{root}: image id '{dup}' appears twice; give each image a unique file name")
     split_file = root / "split.json"
-    if any(s.split for s in samples):
+    if split_file.is_file():  # the user's own split wins, also over the official ISIC folders
+        splits = read_split_file(split_file, ids, root)
+        source = "split.json"
+    elif any(s.split for s in samples):
         splits: Dict[str, List[str]] = {}
         for s in samples:
             splits.setdefault(s.split, []).append(s.id)
         source = "official ISIC folders"
-    elif split_file.is_file():
-        splits = read_split_file(split_file, ids, root)
-        source = "split.json"
     else:
         splits = deterministic_split(ids, seed)
         source = f"sorted ids, seed {seed}, 80/20"
-    return Dataset(root, layout, samples, splits, source)
+    return Dataset(root, layout, samples, splits, source, dict(skipped))
 
 
 def read_split_file(split_file: Path, ids: Sequence[str], root: Path) -> Dict[str, List[str]]:
@@ -247,24 +277,147 @@ def _check_file(path: Path, kind: str) -> Path:
     return path
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """uint8 HxWx3; grayscale/RGBA/palette images are converted with a warning."""
-    from PIL import Image, UnidentifiedImageError
+MAX_MEGAPIXELS = 50.0  # images larger than this are refused before decoding (AULUNET_MAX_MEGAPIXELS overrides)
+MAX_MEGAPIXELS_ENV = "AULUNET_MAX_MEGAPIXELS"
+EXIF_ORIENTATION = 0x0112
+# What each EXIF orientation asks a viewer to do to the stored pixels (PIL's ImageOps.exif_transpose does it).
+ORIENTATIONS = {1: "as stored", 2: "mirrored", 3: "rotated 180", 4: "flipped vertically", 5: "transposed",
+                6: "rotated 90 clockwise", 7: "transversed", 8: "rotated 90 counter-clockwise"}
 
-    path = _check_file(path, "image")
+
+def max_megapixels() -> float:
+    """The size limit on decoded images: MAX_MEGAPIXELS, or $AULUNET_MAX_MEGAPIXELS when set."""
+    import os
+
+    raw = os.environ.get(MAX_MEGAPIXELS_ENV, "").strip()
+    if not raw:
+        return MAX_MEGAPIXELS
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode != "RGB":
-                warnings.warn(f"{path}: {im.mode} image converted to RGB", stacklevel=2)
-                im = im.convert("RGB")
-            rgb = np.asarray(im, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: cannot decode image ({e.__class__.__name__}); replace the corrupt file") from None
+        limit = float(raw)
+    except ValueError:
+        limit = float("nan")
+    if not limit > 0:
+        raise DataError(f"{MAX_MEGAPIXELS_ENV}={raw}: not a positive number of megapixels; set it like "
+                        f"{MAX_MEGAPIXELS_ENV}=200 or unset it (default {MAX_MEGAPIXELS:g})")
+    return limit
+
+
+def _too_large(path: Path, kind: str, pixels: int, limit: float, size: Optional[Tuple[int, int]] = None) -> DataError:
+    what = f"is {size[0]}x{size[1]} ({pixels / 1e6:.1f} megapixels)" if size else f"has {pixels / 1e6:.1f} megapixels"
+    return DataError(f"{path}: {kind} {what}, over the {limit:g}-megapixel limit; "
+                     f"downscale it, or raise the limit with {MAX_MEGAPIXELS_ENV}=<megapixels>")
+
+
+class _open_image:
+    """`with _open_image(path, "image") as im:` the decoded PIL image, or a one-line DataError: file missing,
+    empty, larger than max_megapixels() (checked from the header, before decoding), or not decodable."""
+
+    def __init__(self, path: Path, kind: str):
+        self.path, self.kind = _check_file(path, kind), kind
+
+    def __enter__(self):
+        from PIL import Image, UnidentifiedImageError
+
+        limit = max_megapixels()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
+                if limit * 1e6 > (Image.MAX_IMAGE_PIXELS or 0) * 2:  # the user raised the limit past PIL's own
+                    Image.MAX_IMAGE_PIXELS = int(limit * 1e6)
+                self.im = Image.open(self.path)
+        except Image.DecompressionBombError as e:
+            found = re.search(r"\((\d+) pixels\)", str(e))
+            raise _too_large(self.path, self.kind, int(found.group(1)) if found else 0, limit) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise DataError(f"{self.path}: cannot decode {self.kind} ({e.__class__.__name__}); replace the corrupt file") from None
+        w, h = self.im.size
+        if w * h > limit * 1e6:
+            self.im.close()
+            raise _too_large(self.path, self.kind, w * h, limit, (w, h))
+        # what the file holds before decoding turns it into a PIL mode ("RGB;16B": 16-bit colour, read as its high bytes)
+        self.rawmodes = [str(getattr(t, "args", "")) for t in (getattr(self.im, "tile", None) or [])]
+        try:
+            self.im.load()
+        except (OSError, SyntaxError, ValueError) as e:
+            self.im.close()
+            raise DataError(f"{self.path}: cannot decode {self.kind} ({e.__class__.__name__}); replace the corrupt file") from None
+        return self.im
+
+    def __exit__(self, *exc):
+        self.im.close()
+        return False
+
+
+def exif_orientation(im) -> int:
+    """The EXIF orientation tag of a PIL image (1..8; 1 when absent or unreadable)."""
+    try:
+        o = int(im.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # a damaged EXIF block: the pixels as stored, as a viewer that cannot read it shows them
+        return 1
+    return o if o in ORIENTATIONS else 1
+
+
+def turn(im, orientation: int):
+    """A PIL image's stored pixels as EXIF `orientation` shows them: the pixels of ImageOps.exif_transpose
+    (its table of Image.transpose methods), without its rewriting of the metadata; 1 (or no tag) as it is."""
+    from PIL import Image
+
+    t = Image.Transpose
+    method = {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE, 6: t.ROTATE_270,
+              7: t.TRANSVERSE, 8: t.ROTATE_90}.get(orientation)
+    return im if method is None else im.transpose(method)
+
+
+def oriented(im):
+    """(PIL image as viewers show it, its EXIF orientation): the transform the browser (createImageBitmap's
+    imageOrientation 'from-image') and the Android app (Orientation.java) apply too."""
+    o = exif_orientation(im)
+    return turn(im, o), o
+
+
+_HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def pil_to_rgb(im, name: str = "image", warn: bool = True) -> np.ndarray:
+    """A PIL image -> uint8 HxWx3 RGB, as the toolkit reads every image: EXIF orientation applied (`oriented`),
+    grey images of more than 8 bits scaled by their bit depth (`high_depth_to_uint8`), other modes (grey,
+    palette, RGBA, CMYK) converted by PIL; conversions are noted with a warning naming `name` when `warn`."""
+    im, _ = oriented(im)
+    if im.mode == "RGB":
+        return np.asarray(im, dtype=np.uint8).copy()
+    if im.mode in _HIGH_DEPTH_MODES:
+        grey, bits = high_depth_to_uint8(np.asarray(im))
+        if warn:
+            depth = "values in [0, 1]" if bits == 0 else f"{bits}-bit values"
+            warnings.warn(f"{name}: {im.mode} grey image ({depth}) scaled to 8-bit and converted to RGB", stacklevel=3)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if warn:
+        warnings.warn(f"{name}: {im.mode} image converted to RGB", stacklevel=3)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _read_rgb(path: Path) -> Tuple[np.ndarray, int]:
+    """(uint8 HxWx3 as displayed, the file's EXIF orientation)."""
+    opener = _open_image(path, "image")
+    with opener as im:
+        orientation = exif_orientation(im)
+        high_colour = im.mode in ("RGB", "RGBA") and any(r.endswith(";16B") for r in opener.rawmodes)
+        rgb = pil_to_rgb(im, str(path))
     problem = image_problem(rgb)
+    if problem and high_colour and "no contrast" in problem:
+        problem = (f"16-bit colour image whose values use only the low bits (Pillow reads the high byte of each "
+                   f"16-bit sample, here {int(rgb.min())}..{int(rgb.max())}); save it as 8-bit RGB or scale it to the "
+                   f"full 16-bit range")
     if problem:
         raise DataError(f"{path}: {problem}")
-    return rgb
+    return rgb, orientation
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """uint8 HxWx3 RGB as the photo is displayed: its EXIF orientation applied (as browsers and phones do);
+    grey (also 16-bit, scaled by bit depth), RGBA and palette images are converted with a warning. Files
+    over max_megapixels() are refused."""
+    return _read_rgb(path)[0]
 
 
 # Single-channel modes whose values are read as they are; every other mode (palette, RGB, ...) is read by
@@ -283,29 +436,66 @@ def _mask_values(im) -> np.ndarray:
     return grey
 
 
-def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """bool HxW from a binary mask file; checks its size against the image.
+def _turned(a: Tuple[int, int], b: Tuple[int, int]) -> bool:
+    return a[0] != a[1] and tuple(a) == tuple(b)[::-1]
+
+
+def load_mask(path: Path, image_shape: Optional[Tuple[int, int]] = None,
+              image_orientation: Optional[int] = None) -> np.ndarray:
+    """bool HxW from a binary mask file; checks its size against the image (`image_shape`, as displayed).
 
     Binary means one or two values, the lower one 0 (background): 0/255, 0/1, 16-bit 0/65535, a palette
     whose colours are black and any other colour. Palette and colour masks are read by colour, not by
-    palette index. Lesion = the non-zero value."""
-    from PIL import Image, UnidentifiedImageError
+    palette index. Lesion = the non-zero value.
 
-    path = _check_file(path, "mask")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = _mask_values(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: cannot decode mask ({e.__class__.__name__}); replace the corrupt file") from None
+    Orientation: a mask with its own EXIF orientation tag is turned by it, as its image is. A mask without
+    one, whose image has one (`image_orientation`, from the image file; load_sample passes it), is taken as drawn on the image's
+    stored pixels and turned with the image, unless its size is that of the image as displayed and not as
+    stored (it was drawn on the turned photo). Where that cannot be told apart (square image, or a flip or
+    180-degree turn, which keep the size) a warning says which was assumed."""
+    with _open_image(path, "mask") as im:
+        own = exif_orientation(im)
+        if own != 1:
+            im = oriented(im)[0]
+        stored = (im.size[1], im.size[0])
+        if own == 1 and image_orientation not in (None, 1) and image_shape is not None:
+            swaps = image_orientation >= 5
+            displayed = tuple(image_shape)
+            as_stored = displayed[::-1] if swaps else displayed
+            if stored == as_stored:  # else: drawn on the photo as displayed (or a wrong size, said below)
+                if stored == displayed:
+                    warnings.warn(f"{path}: no EXIF orientation, but its image has orientation {image_orientation} "
+                                  f"({ORIENTATIONS[image_orientation]}); the mask is taken as drawn on the stored "
+                                  f"pixels and turned with the image (tag the mask, or save both as displayed, to be sure)",
+                                  stacklevel=2)
+                im = turn(im, image_orientation)
+        arr = _mask_values(im)
     values = np.unique(arr)
     if arr.dtype != bool and (len(values) > 2 or (len(values) == 2 and values[0] != 0) or values.min(initial=0) < 0):
         shown = values[:4].tolist()
         why = f"{len(values)} distinct values, e.g. {shown}" if len(values) > 2 else f"values {shown}, none of them 0"
         raise DataError(f"{path}: mask is not binary ({why}); save it with 0 for background and one other value (e.g. 255) for lesion")
     if image_shape is not None and tuple(arr.shape[:2]) != tuple(image_shape):
-        raise DataError(f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} but its image is {image_shape[1]}x{image_shape[0]}; resize the mask to the image")
+        size = f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} but its image is {image_shape[1]}x{image_shape[0]}"
+        if _turned(arr.shape[:2], image_shape):
+            image_tag = ("not checked" if image_orientation is None else
+                         f"{image_orientation} ({ORIENTATIONS[image_orientation]})")
+            raise DataError(f"{size} as displayed: the mask is turned 90 degrees from its image (EXIF orientation: image "
+                            f"{image_tag}, mask {own} ({ORIENTATIONS[own]})); "
+                            f"save the mask the same way up as the image, or give it the image's orientation tag")
+        raise DataError(f"{size}; resize the mask to the image")
     return arr > 0
+
+
+def load_sample(sample: Sample, with_mask: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(uint8 HxWx3 image, bool HxW mask or None) of one sample, both as displayed (EXIF orientation applied
+    to the image, and to its mask as load_mask explains)."""
+    rgb, orientation = _read_rgb(sample.image)
+    if not with_mask:
+        return rgb, None
+    if sample.mask is None:
+        raise DataError(f"{sample.image}: no mask for '{sample.id}'; add one to compute metrics")
+    return rgb, load_mask(sample.mask, rgb.shape[:2], orientation)
 
 
 def load_arrays(samples: Sequence[Sample], size: int = INPUT_SIZE, progress: bool = False,
@@ -316,10 +506,8 @@ def load_arrays(samples: Sequence[Sample], size: int = INPUT_SIZE, progress: boo
     xs = np.empty((len(samples), 3, size, size), np.float32)
     ys = np.empty((len(samples), size, size), np.uint8) if with_masks else None
     for i, s in enumerate(tqdm(samples, desc="load", disable=not progress, leave=False)):
-        rgb = load_rgb(s.image)
+        rgb, mask = load_sample(s, with_masks)
         xs[i] = preprocess_image(rgb, size)
         if with_masks:
-            if s.mask is None:
-                raise DataError(f"{s.image}: no mask for '{s.id}'; add one to compute metrics")
-            ys[i] = preprocess_mask(load_mask(s.mask, rgb.shape[:2]), size)
+            ys[i] = preprocess_mask(mask, size)
     return xs, ys

@@ -15,6 +15,10 @@ Images smaller than MIN_IMAGE_SIDE on a side, or with less than MIN_CONTRAST gre
 darkest and brightest value, are refused (`image_problem`): scaled to 256x256 a thumbnail cannot show a
 lesion, and min-max scaling of a flat image turns its noise (or nothing) into a confident "lesion".
 
+Decoding (model/data.py, runtimes' predict() on a PIL image, the web page and the Android app alike): the
+EXIF orientation tag is applied (the photo as every viewer shows it), and grey images of more than 8 bits
+are scaled to 8 bits by their bit depth (`high_depth_to_uint8`), not clipped.
+
 Masks: nearest-neighbour resize with half-pixel centres, then foreground = value > 0.
 Predictions: probability = sigmoid(logit); foreground = probability > threshold (0.5).
 """
@@ -83,6 +87,30 @@ def minmax_scale(x: np.ndarray) -> np.ndarray:
     if hi <= lo:
         return np.zeros_like(x, dtype=np.float32)
     return ((x - lo) / (hi - lo)).astype(np.float32)
+
+
+HIGH_DEPTH_BITS = (8, 10, 12, 14, 16)  # sample depths a >8-bit grey image is assumed to use (the smallest that fits)
+
+
+def high_depth_to_uint8(values: np.ndarray) -> Tuple[np.ndarray, int]:
+    """A grey image of more than 8 bits (PIL modes I;16*, I, F) -> (uint8 HxW, the bit depth assumed).
+
+    The depth is the smallest of HIGH_DEPTH_BITS that holds the image's brightest value (a 10-bit camera
+    image stored in a 16-bit PNG has values up to 1023; a full-range 16-bit one up to 65535), and values are
+    scaled by 255 / (2**bits - 1) and rounded: a 10-bit or 16-bit copy of an 8-bit image gives back the
+    8-bit values exactly, so it is segmented alike (the per-image min-max scaling makes the factor itself
+    irrelevant; only the contrast check and the rounding see it). Float images in [0, 1] are scaled by 255.
+    Negative values (signed 32-bit or float images) are clipped to 0."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size and not np.isfinite(a).all():
+        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    hi = float(a.max(initial=0.0))
+    if np.issubdtype(np.asarray(values).dtype, np.floating) and hi <= 1.0:
+        bits, scale = 0, 255.0
+    else:
+        bits = next((b for b in HIGH_DEPTH_BITS if hi < 2 ** b), int(np.ceil(np.log2(hi + 1))))
+        scale = 255.0 / (2 ** bits - 1)
+    return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8), bits
 
 
 def image_problem(rgb: np.ndarray) -> Optional[str]:

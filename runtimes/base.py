@@ -33,7 +33,9 @@ def as_rgb(image) -> np.ndarray:
     """What predict() accepts, as uint8 HxWx3 RGB: a numpy array (HxWx3 RGB; HxW grey and HxWx4 RGBA are
     converted with a warning, as the file loader does) or a PIL image. Anything else is an InputError."""
     if hasattr(image, "convert") and hasattr(image, "mode") and hasattr(image, "size"):  # PIL.Image
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        from model.data import pil_to_rgb  # as the file loader reads it: EXIF orientation, 16-bit grey by bit depth
+
+        return pil_to_rgb(image, "predict()", warn=False)
     if isinstance(image, (list, tuple)):
         raise InputError(f"predict() takes one image (an HxWx3 uint8 numpy array or a PIL image), got a "
                          f"{type(image).__name__} of {len(image)}; call it once per image")

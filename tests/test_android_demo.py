@@ -31,7 +31,7 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
         pytest.skip("javac or Debian's junit4 missing (.ci/run installs openjdk-17-jdk-headless and junit4)")
     import sys
     sys.path.insert(0, str(APP / "tools"))
-    from make_golden import write_cases
+    from make_golden import write_cases, write_orientation_cases
     from model.data import load_rgb, open_dataset
     from model.synthetic import make_lesion
 
@@ -40,13 +40,14 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
     cases.append(("synthetic_odd_size", make_lesion(np.random.default_rng(3), (301, 419))[0]))
     golden = tmp_path / "golden"
     write_cases(golden, cases)
+    write_orientation_cases(golden, cases[0][1][:61, :83])  # a non-square crop of a real photo, as 8 EXIF orientations
     classes = tmp_path / "classes"
     sources = sorted(str(p) for p in CORE.rglob("*.java"))
     cp = ":".join(map(str, JUNIT))
     subprocess.run(["javac", "-d", str(classes), "-cp", cp, *sources], check=True, capture_output=True)
     proc = subprocess.run(["java", f"-Dgolden.dir={golden}", "-cp", f"{classes}:{cp}", "org.junit.runner.JUnitCore",
-                           "org.aulunet.core.GoldenTest"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "OK (4 tests)" in proc.stdout, proc.stdout[-2000:]
+                           "org.aulunet.core.GoldenTest", "org.aulunet.core.OrientationTest"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "OK (6 tests)" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_embedded_model_is_the_exported_one():
@@ -99,3 +100,4 @@ def test_manifest_and_gradle_files_are_well_formed():
     assert 'include(":app", ":core")' in (APP / "settings.gradle.kts").read_text()
     kt = (APP / "app" / "src" / "main" / "java" / "org" / "aulunet" / "demo" / "MainActivity.kt").read_text()
     assert "ModelSpec.ASSET" in kt and "Preprocess.toInput" in kt and "GpuDelegate" in kt
+    assert "Orientation.apply(" in kt and "TAG_ORIENTATION" in kt  # the photo's EXIF orientation is applied

@@ -62,7 +62,12 @@ def isic_tree(root, year):
 
 @pytest.mark.parametrize("year", [2017, 2018])
 def test_isic_official_layout(tmp_path, year):
-    ds = open_dataset(isic_tree(tmp_path, year))
+    root = isic_tree(tmp_path, year)
+    if year == 2017:  # skipped deliberately, but said
+        with pytest.warns(UserWarning, match=r"skipped 4 ISIC superpixel maps \(\*_superpixels\.png, not lesion photos\)"):
+            ds = open_dataset(root)
+    else:
+        ds = open_dataset(root)
     assert ds.layout == "isic" and ds.split_source == "official ISIC folders"
     assert {k: len(v) for k, v in ds.splits.items()} == {"train": 2, "val": 1, "test": 1}
     assert not any("superpixels" in s.id for s in ds.samples)
@@ -174,3 +179,139 @@ def test_empty_unknown_and_missing_folders(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(DataError, match="no images found"):
         open_dataset(tmp_path)
+
+
+# ------------------------------------------------------------------ bit depth, size limit, file types (issue 18)
+
+def _grey_versions(tmp_path):
+    """An 8-bit RGB photo-like image, its 8-bit grey version, and the same grey as 10-bit values in a 16-bit
+    PNG (max 1023, as camera pipelines write them) and as full-range 16-bit (x257)."""
+    from PIL import Image
+    img, _ = lesion_pair(np.random.default_rng(5), 64, 80)
+    grey8 = np.asarray(Image.fromarray(img).convert("L"))
+    files = {"8": save_png(tmp_path / "g8.png", grey8)}
+    for name, values in [("10", np.rint(grey8 * (1023 / 255))), ("16", grey8.astype(np.float64) * 257)]:
+        files[name] = tmp_path / f"g{name}.png"
+        Image.fromarray(values.astype(np.uint16)).save(files[name])
+        assert Image.open(files[name]).mode == "I;16"
+    return grey8, files
+
+
+def test_sixteen_bit_grey_is_scaled_by_its_bit_depth_not_clipped(tmp_path):
+    """10-bit grey in a 16-bit PNG clipped 97% of its pixels to 255 (Dice 0.43 against 0.91), and full-range
+    16-bit grey was refused for 'no contrast (255..255)'. Both now read as the 8-bit grey they hold."""
+    from model.preprocess import preprocess_image
+    grey8, files = _grey_versions(tmp_path)
+    with pytest.warns(UserWarning, match=r"g8\.png: L image converted to RGB"):
+        want = load_rgb(files["8"])
+    np.testing.assert_array_equal(want[..., 0], grey8)
+    for bits in ("10", "16"):
+        with pytest.warns(UserWarning, match=rf"g{bits}\.png: I;16 grey image \({bits}-bit values\) scaled to 8-bit"):
+            got = load_rgb(files[bits])
+        np.testing.assert_array_equal(got, want)  # 255/1023 and 1/257 give the 8-bit values back exactly
+        np.testing.assert_array_equal(preprocess_image(got), preprocess_image(want))
+
+
+def test_predict_on_a_sixteen_bit_pil_image(tmp_path):
+    from PIL import Image
+    import runtimes
+    from tests.conftest import REPO
+    grey8, files = _grey_versions(tmp_path)
+    seg = runtimes.load(REPO / "exports" / "aulunet_v3_ph2.onnx", threads=1)
+    want_prob, want = seg.predict(np.repeat(grey8[..., None], 3, axis=2))
+    for bits in ("10", "16"):
+        im = Image.open(files[bits])
+        assert im.mode == "I;16"
+        prob, got = seg.predict(im)
+        np.testing.assert_array_equal(prob, want_prob)  # the same uint8 pixels through the same kernels
+        np.testing.assert_array_equal(got, want)
+
+
+def test_sixteen_bit_colour_png_with_low_bit_values_says_why(tmp_path):
+    """Pillow reads a 48-bit RGB PNG's high bytes only: 10-bit colour values come out as 0..3."""
+    import struct
+    import zlib
+    h, w = 40, 48
+    rgb10 = (np.random.default_rng(0).integers(0, 1024, (h, w, 3))).astype(">u2")
+    raw = b"".join(b"\x00" + rgb10[y].tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    f = tmp_path / "rgb10.png"
+    f.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                  + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with pytest.raises(DataError, match=r"rgb10\.png: 16-bit colour image whose values use only the low bits \(Pillow "
+                                        r"reads the high byte of each 16-bit sample, here 0\.\.3\); save it as 8-bit RGB"):
+        load_rgb(f)
+
+
+def _png_header_only(path, w, h):
+    """A PNG that claims w x h pixels (header only: PIL checks the size before decoding anything)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_huge_image_is_a_one_line_error_naming_the_limit(tmp_path, monkeypatch):
+    """14000x14000 gave PIL's DecompressionBombError traceback; 8000x8000 (under PIL's own limit) was decoded."""
+    monkeypatch.delenv("AULUNET_MAX_MEGAPIXELS", raising=False)
+    bomb = _png_header_only(tmp_path / "bomb.png", 14000, 14000)
+    with pytest.raises(DataError, match=r"bomb\.png: image has 196\.0 megapixels, over the 50-megapixel limit; "
+                                        r"downscale it, or raise the limit with AULUNET_MAX_MEGAPIXELS=<megapixels>$"):
+        load_rgb(bomb)
+    big = _png_header_only(tmp_path / "big.png", 8000, 8000)
+    with pytest.raises(DataError, match=r"big\.png: image is 8000x8000 \(64\.0 megapixels\), over the 50-megapixel limit"):
+        load_rgb(big)
+    with pytest.raises(DataError, match=r"big\.png: mask is 8000x8000 \(64\.0 megapixels\), over the 50-megapixel"):
+        load_mask(big)
+    monkeypatch.setenv("AULUNET_MAX_MEGAPIXELS", "0.001")  # the limit is configurable: 1,000 pixels
+    ok = save_png(tmp_path / "ok.png", lesion_pair(np.random.default_rng(0))[0])
+    with pytest.raises(DataError, match=r"ok\.png: image is 48x40 \(0\.0 megapixels\), over the 0\.001-megapixel limit"):
+        load_rgb(ok)
+    monkeypatch.setenv("AULUNET_MAX_MEGAPIXELS", "lots")
+    with pytest.raises(DataError, match=r"AULUNET_MAX_MEGAPIXELS=lots: not a positive number of megapixels"):
+        load_rgb(ok)
+    monkeypatch.setenv("AULUNET_MAX_MEGAPIXELS", "100")
+    assert load_rgb(ok).shape == (40, 48, 3)
+
+
+def test_webp_and_tif_are_read_and_skipped_files_are_counted(tmp_path):
+    from PIL import Image
+    make_generic(tmp_path, ids=("a1", "b2", "c3"))
+    rng = np.random.default_rng(9)
+    for i, ext in [("w4", ".webp"), ("t5", ".tif"), ("t6", ".TIFF")]:
+        img, mask = lesion_pair(rng)
+        Image.fromarray(img).save(tmp_path / "images" / f"{i}{ext}", **({"lossless": True} if ext == ".webp" else {}))
+        save_png(tmp_path / "masks" / f"{i}_segmentation.png", mask)
+    save_png(tmp_path / "images" / "a1_superpixels.png", np.zeros((40, 48, 3), np.uint8))
+    (tmp_path / "images" / "LICENSE.txt").write_text("CC-BY-NC")
+    (tmp_path / "images" / ".DS_Store").write_bytes(b"\0")
+    with pytest.warns(UserWarning, match=r": skipped 1 ISIC superpixel maps \(\*_superpixels\.png, not lesion photos\), "
+                                         r"1 not images \(\.txt\) in its image folders$"):
+        ds = open_dataset(tmp_path)
+    assert [s.id for s in ds.samples] == ["a1", "b2", "c3", "t5", "t6", "w4"]
+    assert ds.skipped == {"ISIC superpixel maps (*_superpixels.png, not lesion photos)": 1, "not images (.txt)": 1}
+    x, y = load_arrays(ds.samples, 32)
+    assert y[3:].sum() > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing skipped: no warning
+        assert open_dataset(make_generic(tmp_path / "plain")).skipped == {}
+
+
+@pytest.mark.parametrize("year", [2017, 2018])
+def test_isic_layout_uses_its_split_json(tmp_path, year):
+    """A split.json beside ISIC's official folders was ignored without a word; it is the user's split."""
+    root = isic_tree(tmp_path, year)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2017's superpixel maps: tested above
+        ids = sorted(s.id for s in open_dataset(root).samples)
+        (root / "split.json").write_text(json.dumps({"train": ids[:3], "val": ids[3:]}))
+        ds = open_dataset(root)
+    assert ds.split_source == "split.json" and ds.splits == {"train": ids[:3], "val": ids[3:]}
+    with pytest.raises(DataError, match=r"no 'test' split \(have train, val\); add it to split\.json"):
+        ds.subset("test")

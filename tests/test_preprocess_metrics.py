@@ -90,3 +90,14 @@ def test_isic_jaccard_figures_by_hand():
 def test_no_images_is_no_score():
     with pytest.raises(ValueError, match="no images were scored"):
         PooledMetrics().result()
+
+
+def test_high_depth_to_uint8_rules():
+    """Grey images of more than 8 bits: the smallest common depth holding the brightest value (issue 18)."""
+    from model.preprocess import high_depth_to_uint8
+    assert high_depth_to_uint8(np.array([[0, 1023]], np.uint16))[1] == 10
+    assert high_depth_to_uint8(np.array([[0, 4000]], np.uint16))[1] == 12
+    assert high_depth_to_uint8(np.array([[0, 65535]], np.uint16))[0].tolist() == [[0, 255]]
+    assert high_depth_to_uint8(np.array([[0, 200]], np.int32))[0].tolist() == [[0, 200]]  # 8-bit values in a wide mode
+    assert high_depth_to_uint8(np.array([[0.0, 0.5, 1.0]], np.float32))[0].tolist() == [[0, 128, 255]]
+    assert high_depth_to_uint8(np.array([[-5, 100]], np.int32))[0].tolist() == [[0, 100]]

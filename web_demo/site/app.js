@@ -94,8 +94,10 @@ async function segmentSource(source, label) {
 async function segmentFile(file) {
   let bitmap;
   try {
-    // the pixels as stored (no colour-profile conversion), as Python's PIL reads them
-    bitmap = await createImageBitmap(file, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    // the pixels as stored (no colour-profile conversion), as Python's PIL reads them, turned by the photo's EXIF
+    // orientation tag as every viewer shows it (Python: ImageOps.exif_transpose in model/data.py; Android:
+    // Orientation.apply); said explicitly, since older engines took the default "none" to mean ignore the tag
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image", colorSpaceConversion: "none", premultiplyAlpha: "none" });
   } catch {
     fail(`${file.name}: cannot read this file as an image; choose a JPEG, PNG, BMP or WebP photo`);
     return null;

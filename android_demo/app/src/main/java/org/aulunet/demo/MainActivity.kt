@@ -2,6 +2,7 @@ package org.aulunet.demo
 
 import android.graphics.Bitmap
 import android.graphics.BitmapFactory
+import android.media.ExifInterface
 import android.net.Uri
 import android.os.Bundle
 import android.os.SystemClock
@@ -17,6 +18,7 @@ import java.nio.ByteOrder
 import java.nio.MappedByteBuffer
 import java.nio.channels.FileChannel
 import org.aulunet.core.ModelSpec
+import org.aulunet.core.Orientation
 import org.aulunet.core.Postprocess
 import org.aulunet.core.Preprocess
 import org.tensorflow.lite.Interpreter
@@ -35,7 +37,7 @@ class MainActivity : AppCompatActivity() {
     private var delegate: GpuDelegate? = null
 
     private val pick = registerForActivityResult(ActivityResultContracts.GetContent()) { uri: Uri? ->
-        uri?.let { segment(decode(it)) }
+        uri?.let { segment(decode(it), orientation(it)) }
     }
     private val camera = registerForActivityResult(ActivityResultContracts.TakePicturePreview()) { bmp: Bitmap? ->
         segment(bmp)
@@ -92,15 +94,27 @@ class MainActivity : AppCompatActivity() {
         null
     }
 
-    private fun segment(bitmap: Bitmap?) {
+    /** The photo's EXIF orientation tag (1..8; 1 when absent): BitmapFactory ignores it, so it is applied to the
+     *  pixels (Orientation.apply), as the toolkit's Python loader and the browser demo apply it. */
+    private fun orientation(uri: Uri): Int = try {
+        contentResolver.openInputStream(uri)?.use {
+            ExifInterface(it).getAttributeInt(ExifInterface.TAG_ORIENTATION, ExifInterface.ORIENTATION_NORMAL)
+        } ?: ExifInterface.ORIENTATION_NORMAL
+    } catch (e: Exception) {
+        ExifInterface.ORIENTATION_NORMAL
+    }
+
+    private fun segment(bitmap: Bitmap?, orientation: Int = ExifInterface.ORIENTATION_NORMAL) {
         if (bitmap == null || bitmap.width == 0 || bitmap.height == 0) {
             status.text = getString(R.string.unreadable)
             return
         }
         val bmp = if (bitmap.config == Bitmap.Config.ARGB_8888) bitmap else bitmap.copy(Bitmap.Config.ARGB_8888, false)
-        val w = bmp.width
-        val h = bmp.height
-        val argb = IntArray(w * h).also { bmp.getPixels(it, 0, w, 0, 0, w, h) }
+        val stored = IntArray(bmp.width * bmp.height).also { bmp.getPixels(it, 0, bmp.width, 0, 0, bmp.width, bmp.height) }
+        val shownAs = Orientation.apply(stored, bmp.height, bmp.width, orientation)
+        val w = shownAs.width
+        val h = shownAs.height
+        val argb = shownAs.pixels
         val input = Preprocess.toInput(Preprocess.argbToRgb(argb), h, w)
         val inBuf = ByteBuffer.allocateDirect(4 * input.size).order(ByteOrder.nativeOrder())
         inBuf.asFloatBuffer().put(input)
