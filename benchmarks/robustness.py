@@ -68,7 +68,7 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
 
     import runtimes
     from model.corruptions import SEVERITIES, corrupt
-    from model.data import load_mask, load_rgb
+    from model.data import load_sample
     from model.metrics import PooledMetrics
     from model.preprocess import preprocess_image, preprocess_mask, resize_bilinear
 
@@ -76,8 +76,9 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
         segs = {label_of(f): runtimes.load(f, threads=threads) for f in files}
     if len(segs) != len(files):
         raise UserError("--models: two files map to the same label (e.g. two fp32 ONNX files); give one per format")
-    images = [load_rgb(s.image) for s in samples]
-    masks = [preprocess_mask(load_mask(s.mask, rgb.shape[:2]), GRID) for s, rgb in zip(samples, images)]
+    loaded = [load_sample(s) for s in samples]
+    images = [rgb for rgb, _ in loaded]
+    masks = [preprocess_mask(mask, GRID) for _, mask in loaded]
     conditions = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
     results = {name: {"file": str(f), "dsc": {}, "miou": {}} for name, f in zip(segs, files)}
     t0 = time.time()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.data import load_mask, load_rgb
+from model.data import load_sample
 from model.preprocess import _bilinear_taps, nearest_indices
 
 N_PARAMS = 8  # per image: dihedral code, rotate flag, 2x3 rotation matrix
@@ -35,14 +35,8 @@ N_PARAMS = 8  # per image: dihedral code, rotate flag, 2x3 rotation matrix
 # --------------------------------------------------------------------------- decode + device preprocessing
 
 def _decode(sample, with_masks: bool) -> Tuple[np.ndarray, np.ndarray]:
-    rgb = load_rgb(sample.image)
-    if not with_masks:
-        return rgb, None
-    if sample.mask is None:
-        from model.data import DataError
-
-        raise DataError(f"{sample.image}: no mask for '{sample.id}'; add one to train or evaluate on it")
-    return rgb, load_mask(sample.mask, rgb.shape[:2]).astype(np.uint8)
+    rgb, mask = load_sample(sample, with_masks)  # EXIF orientation applied to both, as load_arrays does
+    return rgb, (None if mask is None else mask.astype(np.uint8))
 
 
 def resize_minmax(u8: torch.Tensor, size: int) -> torch.Tensor:
