@@ -14,7 +14,6 @@ latency distribution). Targets (benchmarks/targets.py) are checked and reported,
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -28,8 +27,9 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import runner
-from model.clitools import HelpFormatter, check_ranges, user_errors
-from model.safeio import ensure_writable_dir
+from model.clitools import ArgumentParser, check_ranges, user_errors
+from model.errors import UserError
+from model.safeio import ensure_writable_dir, guard_committed
 from benchmarks.targets import check_targets
 from export.formats import FORMATS
 
@@ -167,10 +167,24 @@ def choose_models(formats: Optional[str], names: Dict[str, Path]) -> Dict[str, P
     return {n: p for n, p in names.items() if p.is_file()}
 
 
+def check_exports(exports: Path, weights: Path, formats: Optional[str], names: Dict[str, Path]) -> None:
+    """A missing --exports folder, or (no --formats) one without any exported file of the checkpoint, is an error:
+    a run of PyTorch alone would look like a benchmark of every format."""
+    wanted = formats.split(",") if formats else list(names)
+    if all(n == "torch" for n in wanted):
+        return
+    if not exports.is_dir():
+        raise UserError(f"--exports {exports}: folder not found; pass the folder that export/all.py wrote "
+                        f"(default: {_rel(EXPORTS)}/)")
+    if not formats and not any(p.is_file() for n, p in names.items() if n != "torch"):
+        example = names.get("onnx", next(p for n, p in names.items() if n != "torch")).name
+        raise UserError(f"--exports {exports}: no exported file of {weights.name} (e.g. {example}); run "
+                        f"python export/all.py --weights {weights} --out {exports}, or pass --formats torch")
+
+
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
-                                epilog="\n".join(__doc__.splitlines()[7:]))
+    p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[7:]))
     p.add_argument("--device", default="host", help=f"one of {', '.join(PROFILES)}")
     p.add_argument("--formats", default=None, help="comma list (default: every format whose file exists): "
                    + ", ".join(format_names()))
@@ -195,7 +209,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--update-results", action="store_true",
                    help=f"write into {_rel(RESULTS)}/, replacing the committed results that docs/benchmarks.md cites "
                         f"(off by default: runs go to {_rel(DEFAULT_OUT)}/)")
-    p.add_argument("--json", default=None, help="results JSON (default <out>/<device>.json)")
+    p.add_argument("--json", default=None, help="results JSON (default <out>/<device>.json; under benchmarks/results/ "
+                                                "only with --update-results, as --markdown and --plot)")
     p.add_argument("--markdown", default=None, help="Markdown table (default <out>/<device>.md)")
     p.add_argument("--plot", default=None, help="PNG (default <out>/<device>.png)")
     p.add_argument("--host", default=None, help="user@address: run on that device over SSH (key auth, known host)")
@@ -227,13 +242,20 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from model.checkpoint import load_checkpoint
 
     load_checkpoint(weights)  # a file that is not a checkpoint is named before the exports are looked up by its name
-    models = choose_models(args.formats, format_names(weights, Path(args.exports)))
+    names = format_names(weights, Path(args.exports))
+    check_exports(Path(args.exports), weights, args.formats, names)
+    models = choose_models(args.formats, names)
     if args.device == "arm-emu" and not args.formats:
         models.pop("torch", None)  # the emulated device side has no torch, by design
     if not models:
         raise SystemExit(f"error: no model files in {args.exports}; run python export/all.py first")
-    threads = runner.parse_threads(args.threads or profile["threads"])
-    out = ensure_writable_dir(RESULTS if args.update_results else Path(args.out or DEFAULT_OUT), "--out")
+    # the runs happen on this machine unless --host: there the device's runner checks its own cores
+    threads = runner.parse_threads(args.threads or profile["threads"], this_machine=not args.host)
+    out_dir = RESULTS if args.update_results else Path(args.out or DEFAULT_OUT)
+    for flag, path in (("--out", out_dir), ("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        if path:  # committed results (benchmarks/results/, docs/, ...) only with --update-results
+            guard_committed(path, "--update-results", args.update_results, f"pass {flag} with a path under outputs/")
+    out = ensure_writable_dir(out_dir, "--out")
     eval_path = out / f"eval_{data.name}_{args.split}.npz"
     t0 = time.time()
     eval_info = write_eval_set(eval_path, data, args.split, args.eval_count, weights)
