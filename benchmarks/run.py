@@ -14,8 +14,8 @@ latency distribution). Targets (benchmarks/targets.py) are checked and reported,
 """
 from __future__ import annotations
 
+import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -72,7 +72,7 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
     from model.checkpoint import model_from_checkpoint
     from model.data import load_arrays, load_rgb, open_dataset
 
-    from model.safeio import clean_stale_temps, temp_prefix
+    from model.safeio import atomic_write_bytes
 
     model, _ = model_from_checkpoint(weights)  # first: a bad --weights is reported before any image is read
     samples = open_dataset(data).subset(split)
@@ -80,15 +80,10 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
         samples = samples[:count]
     x, y = load_arrays(samples)
     ref = torch_probabilities(model, x)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(path.parent, temp_prefix(path.stem))
-    tmp = path.with_name(f"{temp_prefix(path.stem)}{os.getpid()}.npz")
     raw = load_rgb(samples[0].image)  # one image at its own size: end-to-end predict() latency
-    try:
-        np.savez_compressed(tmp, x=x, y=y.astype(bool), ref=ref.astype(np.float16), raw=raw)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=x, y=y.astype(bool), ref=ref.astype(np.float16), raw=raw)
+    atomic_write_bytes(path, buf.getvalue())
     return {"data": data.name, "split": split, "n_images": len(samples)}
 
 
@@ -157,7 +152,7 @@ def plot(res: Dict, path: Path) -> None:
 def choose_models(formats: Optional[str], names: Dict[str, Path]) -> Dict[str, Path]:
     if formats:
         chosen = {}
-        for n in formats.split(","):
+        for n in (f.strip() for f in formats.split(",") if f.strip()):
             if n not in names:
                 raise SystemExit(f"error: unknown format '{n}'; choose from {', '.join(names)}")
             if not names[n].is_file():
@@ -170,7 +165,7 @@ def choose_models(formats: Optional[str], names: Dict[str, Path]) -> Dict[str, P
 def check_exports(exports: Path, weights: Path, formats: Optional[str], names: Dict[str, Path]) -> None:
     """A missing --exports folder, or (no --formats) one without any exported file of the checkpoint, is an error:
     a run of PyTorch alone would look like a benchmark of every format."""
-    wanted = formats.split(",") if formats else list(names)
+    wanted = [f.strip() for f in formats.split(",") if f.strip()] if formats else list(names)
     if all(n == "torch" for n in wanted):
         return
     if not exports.is_dir():
@@ -223,6 +218,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     check_ranges(args, {"eval_count": 0, "warmup": 0, "runs": 1, "min_seconds": 0.0, "rounds": 1, "port": 1})
     if args.port > 65535:
         raise SystemExit(f"error: --port {args.port}: give a TCP port, 1-65535")
+    if args.formats is not None and not [f for f in args.formats.split(",") if f.strip()]:
+        raise UserError(f"--formats {args.formats!r}: name at least one format, e.g. onnx,tflite-int8 "
+                        "(or leave --formats out for every exported one)")
+    for flag, path in (("--identity", args.identity), ("--known-hosts", args.known_hosts)):
+        if path and not Path(path).is_file():
+            raise UserError(f"{flag} {path}: file not found; pass an existing file or leave {flag} out (ssh's own)")
     if args.update_results and args.out:
         raise SystemExit("error: --update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
     if args.device not in PROFILES:

@@ -55,6 +55,10 @@ def test_bad_data_or_weights_are_one_line(tmp_path, case, message):
     (["--port", "70000"], r"--port 70000: give a TCP port"),
     (["--device", "rpi"], r"this machine is not a Raspberry Pi .* or from here with --device rpi --host user@raspberrypi\.local"),
     (["--update-results", "--out", "x"], r"--update-results writes to benchmarks/results/; drop --out"),
+    (["--formats", ""], r"^error: --formats '': name at least one format"),
+    (["--formats", " , "], r"^error: --formats ' , ': name at least one format"),
+    (["--identity", "/nope/key", "--host", "pi@192.0.2.1"], r"^error: --identity /nope/key: file not found"),
+    (["--known-hosts", "/nope/kh", "--host", "pi@192.0.2.1"], r"^error: --known-hosts /nope/kh: file not found"),
 ])
 def test_bad_arguments(argv, message):
     with pytest.raises(SystemExit, match=message):
