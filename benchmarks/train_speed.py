@@ -207,8 +207,12 @@ def main(argv=None):
     if not paths:
         raise SystemExit(f"error: --paths: name at least one path, e.g. {GPU_PATHS}")
     kinds = [parse_path(s) for s in paths]
-    check_ranges(args, {"batch": 1, "steps": 1, "rounds": 1, "size": 1, "train_size": 1, "epochs": 1,
+    from model.preprocess import SIZE_MULTIPLE
+
+    check_ranges(args, {"batch": 1, "steps": 1, "rounds": 1, "size": SIZE_MULTIPLE, "train_size": 1, "epochs": 1,
                         "protocol_seeds": 1, "threads": 0})
+    if args.size % SIZE_MULTIPLE:
+        raise UserError(f"--size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
     if args.threads:
         check_threads(args.threads)
     if not DEVICE.match(args.device):

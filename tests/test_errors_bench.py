@@ -228,3 +228,18 @@ def test_committed_results_only_with_update_results(tool, argv, monkeypatch):
     with pytest.raises(SystemExit, match=rf"^error: {re.escape(target)}: is a committed result; pass --update-results"):
         importlib.import_module(f"benchmarks.{tool}").main(argv + (["--no-progress"] if tool != "profile_ops" else []))
     assert {p: _sha(p) for p in (REPO / "benchmarks" / "results").iterdir()} == committed
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--size", "100"], r"--size 100: give a multiple of 32"),
+    (["--size", "0"], r"--size must be at least 32 \(got 0\)"),
+    (["--steps", "0"], r"--steps must be at least 1 \(got 0\)"),
+    (["--device", "gpu"], r"--device gpu: give auto, cpu or cuda\[:N\]"),
+    (["--paths", " , "], r"--paths: name at least one path"),
+])
+def test_train_speed_bad_arguments(argv, message, tmp_path):
+    from benchmarks import train_speed
+
+    with pytest.raises(SystemExit, match=rf"^error: {message}"):
+        train_speed.main(argv + ["--json", str(tmp_path / "speed.json"), "--no-progress"])
+    assert not (tmp_path / "speed.json").exists()
