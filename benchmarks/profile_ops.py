@@ -9,7 +9,6 @@ LiteRT's Python API has no per-op profiler; docs/benchmarks.md explains its INT8
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -22,7 +21,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from model.clitools import ArgumentParser, add_verbose, check_ranges, check_threads, quiet, user_errors
 from model.shipped import export_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,16 +106,24 @@ def markdown(res: Dict[str, Dict[str, float]]) -> str:
 
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
-                                epilog="\n".join(__doc__.splitlines()[2:]))
+    p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("files", nargs="*", default=[str(f) for f in DEFAULT],
                    help="exported .onnx / .xml files to profile (default: " + ", ".join(f.name for f in DEFAULT) + ")")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads of each runtime")
     p.add_argument("--runs", type=int, default=50, help="profiled single-image runs per file (after 5 warm-up runs)")
     p.add_argument("--json", default=None, help="also write {file: {op: microseconds per run}} here (default: print only)")
+    p.add_argument("--update-results", action="store_true",
+                   help="allow --json to replace the committed benchmarks/results/profile_ops_host.json that "
+                        "docs/benchmarks.md cites")
     add_verbose(p)
     args = p.parse_args(argv)
     check_ranges(args, {"threads": 1, "runs": 1})
+    check_threads(args.threads)
+    if args.json:
+        from model.safeio import ensure_writable_dir, guard_committed
+
+        guard_committed(args.json, "--update-results", args.update_results, "pass --json with a path under outputs/")
+        ensure_writable_dir(Path(args.json).parent, "--json")  # before minutes of profiling, not after
     by_runtime: Dict[str, Dict[str, Dict[str, float]]] = {}
     for f in map(Path, args.files):
         if f.suffix not in PROFILERS or not f.is_file():

@@ -14,9 +14,8 @@ latency distribution). Targets (benchmarks/targets.py) are checked and reported,
 """
 from __future__ import annotations
 
-import argparse
+import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,9 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import runner
-from model.clitools import HelpFormatter, check_ranges, user_errors
-from model.safeio import ensure_writable_dir
+from model.clitools import ArgumentParser, check_ranges, user_errors
+from model.errors import UserError
+from model.safeio import ensure_writable_dir, guard_committed
 from benchmarks.targets import check_targets
 from export.formats import FORMATS
 
@@ -72,7 +72,7 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
     from model.checkpoint import model_from_checkpoint
     from model.data import load_arrays, load_rgb, open_dataset
 
-    from model.safeio import clean_stale_temps, temp_prefix
+    from model.safeio import atomic_write_bytes
 
     model, _ = model_from_checkpoint(weights)  # first: a bad --weights is reported before any image is read
     samples = open_dataset(data).subset(split)
@@ -80,15 +80,10 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
         samples = samples[:count]
     x, y = load_arrays(samples)
     ref = torch_probabilities(model, x)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(path.parent, temp_prefix(path.stem))
-    tmp = path.with_name(f"{temp_prefix(path.stem)}{os.getpid()}.npz")
     raw = load_rgb(samples[0].image)  # one image at its own size: end-to-end predict() latency
-    try:
-        np.savez_compressed(tmp, x=x, y=y.astype(bool), ref=ref.astype(np.float16), raw=raw)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=x, y=y.astype(bool), ref=ref.astype(np.float16), raw=raw)
+    atomic_write_bytes(path, buf.getvalue())
     return {"data": data.name, "split": split, "n_images": len(samples)}
 
 
@@ -157,7 +152,7 @@ def plot(res: Dict, path: Path) -> None:
 def choose_models(formats: Optional[str], names: Dict[str, Path]) -> Dict[str, Path]:
     if formats:
         chosen = {}
-        for n in formats.split(","):
+        for n in (f.strip() for f in formats.split(",") if f.strip()):
             if n not in names:
                 raise SystemExit(f"error: unknown format '{n}'; choose from {', '.join(names)}")
             if not names[n].is_file():
@@ -167,10 +162,24 @@ def choose_models(formats: Optional[str], names: Dict[str, Path]) -> Dict[str, P
     return {n: p for n, p in names.items() if p.is_file()}
 
 
+def check_exports(exports: Path, weights: Path, formats: Optional[str], names: Dict[str, Path]) -> None:
+    """A missing --exports folder, or (no --formats) one without any exported file of the checkpoint, is an error:
+    a run of PyTorch alone would look like a benchmark of every format."""
+    wanted = [f.strip() for f in formats.split(",") if f.strip()] if formats else list(names)
+    if all(n == "torch" for n in wanted):
+        return
+    if not exports.is_dir():
+        raise UserError(f"--exports {exports}: folder not found; pass the folder that export/all.py wrote "
+                        f"(default: {_rel(EXPORTS)}/)")
+    if not formats and not any(p.is_file() for n, p in names.items() if n != "torch"):
+        example = names.get("onnx", next(p for n, p in names.items() if n != "torch")).name
+        raise UserError(f"--exports {exports}: no exported file of {weights.name} (e.g. {example}); run "
+                        f"python export/all.py --weights {weights} --out {exports}, or pass --formats torch")
+
+
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
-                                epilog="\n".join(__doc__.splitlines()[7:]))
+    p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[7:]))
     p.add_argument("--device", default="host", help=f"one of {', '.join(PROFILES)}")
     p.add_argument("--formats", default=None, help="comma list (default: every format whose file exists): "
                    + ", ".join(format_names()))
@@ -192,10 +201,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                         "device then slows every format alike; the rounds' p50s are kept and compared)")
     p.add_argument("--out", default=None, help=f"folder for <device>.json/.md/.png (default: {_rel(DEFAULT_OUT)}/, "
                                                f"git-ignored; see --update-results)")
+    p.add_argument("--allow-system-setup", action="store_true",
+                   help="--device arm-emu: let the first run set up its cache (runs dpkg --add-architecture arm64 and "
+                        "apt-get update on this host; needs root)")
     p.add_argument("--update-results", action="store_true",
                    help=f"write into {_rel(RESULTS)}/, replacing the committed results that docs/benchmarks.md cites "
                         f"(off by default: runs go to {_rel(DEFAULT_OUT)}/)")
-    p.add_argument("--json", default=None, help="results JSON (default <out>/<device>.json)")
+    p.add_argument("--json", default=None, help="results JSON (default <out>/<device>.json; under benchmarks/results/ "
+                                                "only with --update-results, as --markdown and --plot)")
     p.add_argument("--markdown", default=None, help="Markdown table (default <out>/<device>.md)")
     p.add_argument("--plot", default=None, help="PNG (default <out>/<device>.png)")
     p.add_argument("--host", default=None, help="user@address: run on that device over SSH (key auth, known host)")
@@ -208,6 +221,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     check_ranges(args, {"eval_count": 0, "warmup": 0, "runs": 1, "min_seconds": 0.0, "rounds": 1, "port": 1})
     if args.port > 65535:
         raise SystemExit(f"error: --port {args.port}: give a TCP port, 1-65535")
+    if args.formats is not None and not [f for f in args.formats.split(",") if f.strip()]:
+        raise UserError(f"--formats {args.formats!r}: name at least one format, e.g. onnx,tflite-int8 "
+                        "(or leave --formats out for every exported one)")
+    for flag, path in (("--identity", args.identity), ("--known-hosts", args.known_hosts)):
+        if path and not Path(path).is_file():
+            raise UserError(f"{flag} {path}: file not found; pass an existing file or leave {flag} out (ssh's own)")
     if args.update_results and args.out:
         raise SystemExit("error: --update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
     if args.device not in PROFILES:
@@ -227,13 +246,20 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from model.checkpoint import load_checkpoint
 
     load_checkpoint(weights)  # a file that is not a checkpoint is named before the exports are looked up by its name
-    models = choose_models(args.formats, format_names(weights, Path(args.exports)))
+    names = format_names(weights, Path(args.exports))
+    check_exports(Path(args.exports), weights, args.formats, names)
+    models = choose_models(args.formats, names)
     if args.device == "arm-emu" and not args.formats:
         models.pop("torch", None)  # the emulated device side has no torch, by design
     if not models:
         raise SystemExit(f"error: no model files in {args.exports}; run python export/all.py first")
-    threads = runner.parse_threads(args.threads or profile["threads"])
-    out = ensure_writable_dir(RESULTS if args.update_results else Path(args.out or DEFAULT_OUT), "--out")
+    # the runs happen on this machine unless --host: there the device's runner checks its own cores
+    threads = runner.parse_threads(args.threads or profile["threads"], this_machine=not args.host)
+    out_dir = RESULTS if args.update_results else Path(args.out or DEFAULT_OUT)
+    for flag, path in (("--out", out_dir), ("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        if path:  # committed results (benchmarks/results/, docs/, ...) only with --update-results
+            guard_committed(path, "--update-results", args.update_results, f"pass {flag} with a path under outputs/")
+    out = ensure_writable_dir(out_dir, "--out")
     eval_path = out / f"eval_{data.name}_{args.split}.npz"
     t0 = time.time()
     eval_info = write_eval_set(eval_path, data, args.split, args.eval_count, weights)
@@ -243,7 +269,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
         try:
             res = run_emulated(list(models.values()), eval_path, threads, args.warmup, args.runs, args.min_seconds,
-                               names, out)
+                               names, out, allow_system_setup=args.allow_system_setup)
         except EmulationError as e:
             raise SystemExit(f"error: emulated ARM: {e}")
         finally:

@@ -26,6 +26,8 @@ if __package__ in (None, ""):
 
 import numpy as np
 
+from model.clitools import ArgumentParser, check_ranges, user_errors  # stdlib only, like model/errors.py
+
 SCHEMA = "aulunet-benchmark/1"
 SPREAD_WARN = 0.25  # warn when (p90 - p50) / p50 exceeds this: the run was disturbed (thermal, governor, load)
 ROUND_SPREAD_WARN = 0.25  # warn when the p50s of the rounds differ by more than this (max/min - 1)
@@ -114,6 +116,59 @@ def latency_stats(ms: np.ndarray) -> Dict:
             "spread": (p90 - p50) / p50 if p50 > 0 else 0.0}
 
 
+EVAL_ARRAYS = "x (N,3,S,S float32), y (N,S,S bool) and ref (N,S,S float16)"
+
+
+def load_eval(path) -> Dict[str, np.ndarray]:
+    """The eval set's arrays (x, y, ref, and raw when present), checked; DataError naming the file otherwise.
+    np.load keeps allow_pickle=False: an eval set holds plain arrays, never Python objects."""
+    import zipfile
+
+    from model.errors import DataError
+
+    path = Path(path)
+    fix = f"give the .npz of arrays {EVAL_ARRAYS} that benchmarks/run.py writes"
+    if not path.is_file():
+        raise DataError(f"--eval {path}: eval set not found; {fix}")
+
+    def bad(reason: str) -> DataError:
+        return DataError(f"--eval {path}: not an eval set ({reason}); {fix}")
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError:  # numpy: the file is a pickle (or unreadable as .npy/.npz)
+        raise bad("a pickle or an unknown format, not an .npz of arrays") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise bad(f"unreadable: {type(e).__name__}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise bad("a single .npy array, not an .npz archive")
+    try:
+        missing = [k for k in ("x", "y", "ref") if k not in data.files]
+        if missing:
+            raise bad(f"no array {', '.join(missing)}")
+        arrays = {}
+        for k in ("x", "y", "ref", "raw"):
+            if k in data.files:
+                try:
+                    arrays[k] = data[k]
+                except ValueError:  # an object array: refused, as allow_pickle=False
+                    raise bad(f"'{k}' holds Python objects, not numbers") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise bad(f"unreadable: {type(e).__name__}") from None
+    finally:
+        data.close()
+    x, y, ref = arrays["x"], arrays["y"], arrays["ref"]
+    if x.ndim != 4 or x.shape[1] != 3 or len(x) < 1 or x.dtype.kind != "f":
+        raise bad(f"x is {x.dtype} {tuple(x.shape)}, expected float (N,3,S,S) with N >= 1")
+    for k, a in (("y", y), ("ref", ref)):
+        if a.shape != (x.shape[0], *x.shape[2:]):
+            raise bad(f"{k} is {tuple(a.shape)}, expected {(x.shape[0], *x.shape[2:])} to match x")
+    raw = arrays.get("raw")
+    if raw is not None and (raw.dtype != np.uint8 or raw.ndim != 3 or raw.shape[2] != 3):
+        raise bad(f"raw is {raw.dtype} {tuple(raw.shape)}, expected one uint8 RGB image (H,W,3)")
+    return arrays
+
+
 def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: int, min_seconds: float,
                 eval_count: int, save_probs: Optional[Path] = None, latency_only: bool = False) -> Dict:
     """Everything about one model at one thread count, measured in this process (latency_only: the
@@ -121,7 +176,7 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
     import runtimes
     from model.metrics import PooledMetrics, mask_iou
 
-    data = np.load(eval_path)
+    data = load_eval(eval_path)
     x, y, ref = data["x"], data["y"], data["ref"].astype(np.float32)
     if eval_count:
         x, y, ref = x[:eval_count], y[:eval_count], ref[:eval_count]
@@ -145,7 +200,7 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
     if latency_only:
         return {"load_ms": load_ms, **stats, "latencies_ms": [round(t, 4) for t in times]}
     e2e = []
-    if "raw" in data.files:  # uint8 image at its own size -> resize, scale, run, sigmoid, resize back, threshold
+    if "raw" in data:  # uint8 image at its own size -> resize, scale, run, sigmoid, resize back, threshold
         raw = data["raw"]
         for _ in range(max(2, runs // 5)):
             t0 = time.perf_counter()
@@ -160,7 +215,13 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
         ious.append(mask_iou(mask, ref[i] > seg.threshold))
     acc = pm.result()
     if save_probs:
-        np.save(save_probs, np.stack(all_probs).astype(np.float32))
+        import io
+
+        from model.safeio import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, np.stack(all_probs).astype(np.float32))
+        atomic_write_bytes(save_probs, buf.getvalue())
     return {"load_ms": load_ms, "first_inference_ms": first_ms, **stats,
             "e2e_p50_ms": float(np.median(e2e)) if e2e else None,
             "e2e_image_size": list(data["raw"].shape[:2]) if e2e else None,
@@ -261,20 +322,27 @@ def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, war
             "results": results}
 
 
-def parse_threads(text: str) -> List[int]:
+def parse_threads(text: str, this_machine: bool = True) -> List[int]:
+    """--threads "1,2,4" -> [1, 2, 4]; UserError for anything but positive integers, and (this_machine: the
+    runs happen here) for a count above this machine's cores (clitools.check_threads)."""
+    from model.clitools import check_threads
+    from model.errors import UserError
+
     try:
         out = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         out = []
     if not out or min(out) < 1:
-        raise SystemExit(f"error: --threads {text!r}: give a comma list of positive integers, e.g. 1,2,4")
-    return out
+        raise UserError(f"--threads {text!r}: give a comma list of positive integers, e.g. 1,2,4")
+    return check_threads(out) if this_machine else out
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    from model.clitools import HelpFormatter, check_ranges
+    from model.errors import UserError
+    from model.safeio import guard_committed
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="*", default=[], help="model files to measure, each in its own process")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     p.add_argument("--eval", required=True, help="eval set .npz written by benchmarks/run.py (required)")
@@ -287,34 +355,37 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--rounds", type=int, default=1, help="repeat the latency sweep, interleaved, and pool it")
     p.add_argument("--latency-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="write the results here (default: print them)")
+    p.add_argument("--update-results", action="store_true",
+                   help="allow --json to replace a committed result under benchmarks/results/")
     p.add_argument("--save-probs", default=None, help="folder for each model's probabilities on the eval set "
                                                       "(<model>.t<threads>.npy; default: not saved)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     check_ranges(args, {"warmup": 0, "runs": 1, "min_seconds": 0.0, "eval_count": 0})
-    if not Path(args.eval).is_file():
-        raise SystemExit(f"error: {args.eval}: eval set not found; benchmarks/run.py writes it (--data DIR)")
     if args.rounds < 1:
-        raise SystemExit(f"error: --rounds {args.rounds}: give 1 or more")
-    if args.one:
-        res = measure_one(Path(args.one), parse_threads(args.threads)[0], Path(args.eval), args.warmup, args.runs,
+        raise UserError(f"--rounds {args.rounds}: give 1 or more")
+    threads = parse_threads(args.threads)
+    if args.json:
+        guard_committed(args.json, "--update-results", args.update_results)
+    if args.one:  # a child: measure_one loads (and checks) the eval set itself
+        res = measure_one(Path(args.one), threads[0], Path(args.eval), args.warmup, args.runs,
                           args.min_seconds, args.eval_count, args.save_probs, args.latency_only)
         print(json.dumps(res))
         return res
     if not args.models:
-        raise SystemExit("error: --models: name at least one model file")
-    res = run_all([Path(m) for m in args.models], parse_threads(args.threads), Path(args.eval), args.warmup,
+        raise UserError("--models: name at least one model file")
+    load_eval(args.eval)  # a bad eval set is one error here, not one per (model, threads) child
+    missing = [m for m in args.models if not Path(m).is_file()]
+    if missing:
+        raise UserError(f"--models {missing[0]}: model file not found; export it with export/all.py")
+    res = run_all([Path(m) for m in args.models], threads, Path(args.eval), args.warmup,
                   args.runs, args.min_seconds, args.eval_count, progress=not args.no_progress,
                   probs_dir=Path(args.save_probs) if args.save_probs else None, rounds=args.rounds)
     text = json.dumps(res, indent=1)
     if args.json:
-        from model.errors import UserError
         from model.safeio import atomic_write_text
 
-        try:
-            atomic_write_text(args.json, text + "\n")
-        except UserError as e:
-            raise SystemExit(f"error: {e}") from None
+        atomic_write_text(args.json, text + "\n")
     else:
         print(text)
     return res

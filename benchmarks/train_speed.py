@@ -16,7 +16,6 @@ path that fails (e.g. an engine on a new machine) is listed under `failed`; the 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import re
@@ -30,6 +29,8 @@ if __package__ in (None, ""):
 
 import numpy as np
 import torch
+
+from model.clitools import ArgumentParser, check_ranges, check_threads, user_errors
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "isic2018"
@@ -174,10 +175,15 @@ def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.machine()})"
 
 
-def main(argv=None):
-    from model.clitools import HelpFormatter
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+
+@user_errors
+def main(argv=None):
+    from model.errors import UserError
+    from model.safeio import ensure_writable_dir, guard_committed
+
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--paths", default="eager,fast",
                    help=f"comma-separated: {', '.join(PATHS)}, fast-k<K>[-<engine>] (on a GPU: {GPU_PATHS})")
     p.add_argument("--engine", default="auto", help="engine of the fast-k<K> paths that name none (auto: compile on the CPU, cudagraph on CUDA)")
@@ -192,15 +198,28 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=400, help="epochs for the projection")
     p.add_argument("--protocol-seeds", type=int, default=5, help="seeds of the protocol whose wall time is projected")
     p.add_argument("--json", default=None, help="write the results here as JSON")
+    p.add_argument("--update-results", action="store_true",
+                   help="allow --json to replace a committed result (benchmarks/results/train_speed_cpu.json, "
+                        "which docs/training.md cites)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     paths = [s.strip() for s in args.paths.split(",") if s.strip()]
     if not paths:
         raise SystemExit(f"error: --paths: name at least one path, e.g. {GPU_PATHS}")
     kinds = [parse_path(s) for s in paths]
-    for flag in ("batch", "steps", "rounds", "size", "train_size", "epochs", "protocol_seeds"):
-        if getattr(args, flag) < 1:
-            raise SystemExit(f"error: --{flag.replace('_', '-')} must be at least 1")
+    from model.preprocess import SIZE_MULTIPLE
+
+    check_ranges(args, {"batch": 1, "steps": 1, "rounds": 1, "size": SIZE_MULTIPLE, "train_size": 1, "epochs": 1,
+                        "protocol_seeds": 1, "threads": 0})
+    if args.size % SIZE_MULTIPLE:
+        raise UserError(f"--size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
+    if args.threads:
+        check_threads(args.threads)
+    if not DEVICE.match(args.device):
+        raise UserError(f"--device {args.device}: give auto, cpu or cuda[:N]")
+    if args.json:
+        guard_committed(args.json, "--update-results", args.update_results, "pass --json with a path under outputs/")
+        ensure_writable_dir(Path(args.json).parent, "--json")  # before the measurement, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
     from model.multiseed import resolve_engine

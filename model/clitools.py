@@ -3,7 +3,11 @@
 - `HelpFormatter`: --help shows each flag's default and keeps the description's line breaks.
 - `user_errors`: a decorator for `main()`: a UserError (bad file, folder or argument) becomes
   `error: <one line>` and exit code 1 instead of a traceback.
+- `ArgumentParser`: argparse's, with HelpFormatter by default, whose errors (a non-numeric --runs, an unknown
+  flag, a missing argument) are one line, `error: <message> (see --help)`, and exit code 1 like every other
+  user error, instead of argparse's usage block and exit code 2.
 - `check_ranges`: one-line errors for numeric flags outside their range (--runs 0, --eval-count -1).
+- `check_threads`: a thread count between 1 and this machine's cores (--threads 1000 oversubscribes it).
 - `quiet`: hides what libraries print (progress bars, converter logs, warnings, C++ runtime chatter)
   unless --verbose; what was hidden is kept, so a failure can point at it.
 """
@@ -18,7 +22,7 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Dict, Iterator
+from typing import Dict, Iterator, List
 
 from .errors import UserError
 
@@ -40,6 +44,17 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse.ArgumentParser with HelpFormatter by default and one-line errors (exit code 1)."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    def error(self, message: str):
+        """`error: <message> (see --help)` on stderr, exit code 1 (argparse's own: usage block, exit code 2)."""
+        raise SystemExit(f"error: {' '.join(str(message).split())} (see --help)")
+
+
 def user_errors(main):
     """Decorate a CLI main(): UserError -> SystemExit('error: ...') (exit code 1, no traceback)."""
     @functools.wraps(main)
@@ -59,6 +74,29 @@ def check_ranges(args: argparse.Namespace, minimum: Dict[str, float]) -> None:
         if value is not None and value < low:
             low_text = f"{low:g}" if isinstance(low, float) else str(low)
             raise SystemExit(f"error: --{name.replace('_', '-')} must be at least {low_text} (got {value})")
+
+
+def check_threads(value, flag: str = "--threads") -> List[int]:
+    """Each thread count in `value` (an int, a list of ints, or a comma list such as "1,2,4") must lie in
+    1..os.cpu_count(): more threads than cores only oversubscribe the machine (every run slows down, each
+    thread waiting for a core). Returns the counts; UserError naming the first bad one otherwise."""
+    cores = os.cpu_count() or 1
+    if isinstance(value, str):
+        parts = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, int):
+        parts = [value]
+    else:
+        parts = list(value)
+    counts = []
+    for v in parts or [value]:
+        try:
+            n = int(v)
+        except (TypeError, ValueError):
+            n = None
+        if n is None or str(n) != str(v).strip() or not 1 <= n <= cores:
+            raise UserError(f"{flag} {v}: this machine has {cores} core{'s' if cores != 1 else ''}; give 1..{cores}")
+        counts.append(n)
+    return counts
 
 
 class Captured:

@@ -31,7 +31,7 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
         pytest.skip("javac or Debian's junit4 missing (.ci/run installs openjdk-17-jdk-headless and junit4)")
     import sys
     sys.path.insert(0, str(APP / "tools"))
-    from make_golden import write_cases, write_orientation_cases
+    from make_golden import orientation_files, write_cases
     from model.data import load_rgb, open_dataset
     from model.synthetic import make_lesion
 
@@ -39,8 +39,8 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
     cases = [(s.id, load_rgb(s.image)) for s in samples]
     cases.append(("synthetic_odd_size", make_lesion(np.random.default_rng(3), (301, 419))[0]))
     golden = tmp_path / "golden"
-    write_cases(golden, cases)
-    write_orientation_cases(golden, cases[0][1][:61, :83])  # a non-square crop of a real photo, as 8 EXIF orientations
+    # plus a non-square crop of a real photo, as 8 EXIF orientations
+    write_cases(golden, cases, extra=orientation_files(cases[0][1][:61, :83]))
     classes = tmp_path / "classes"
     sources = sorted(str(p) for p in CORE.rglob("*.java"))
     cp = ":".join(map(str, JUNIT))
@@ -58,7 +58,7 @@ def test_embedded_model_is_the_exported_one():
     assert s["METADATA_ASSET"] == export_path("_int8.json").name
     model = ASSETS / s["ASSET"]
     exported = REPO / "exports" / s["ASSET"]
-    assert file_sha256(model) == file_sha256(exported), "assets model is stale: run python android_demo/tools/copy_model.py"
+    assert file_sha256(model) == file_sha256(exported), "assets model is stale: run python android_demo/tools/copy_model.py --update-results"
     meta = json.loads((ASSETS / s["METADATA_ASSET"]).read_text())
     assert meta == runtimes.load(exported).metadata
     assert meta["quantization"] == "int8" and meta["format"] == "tflite"

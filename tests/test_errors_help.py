@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 # module, how to reach its parser (main(argv) unless noted)
 ENTRY_POINTS = ["model.train", "model.evaluate", "model.demo", "model.summary", "model.download", "export.all",
                 "export.cli", "export.to_onnx", "export.to_openvino", "export.to_tflite", "benchmarks.run",
-                "benchmarks.runner", "benchmarks.profile_ops", "android_demo/tools/copy_model.py",
+                "benchmarks.runner", "benchmarks.profile_ops", "benchmarks.train_speed", "android_demo/tools/copy_model.py",
                 "android_demo/tools/make_golden.py"]
 
 
