@@ -61,7 +61,7 @@ def test_missing_val_split_message_fits_train(tmp_path):
     ("--restart-tmax", "0", r"--restart-tmax must be at least 1 \(got 0\)"),
     ("--limit-train", "-1", r"--limit-train must be at least 0 \(got -1\)"),
     ("--size", "100", r"--size 100: give a multiple of 32"),
-    ("--size", "0", r"--size must be at least 32 \(got 0\)"),
+    ("--size", "-32", r"--size must be at least 32 \(got -32\)"),  # 0 = the variant's own size
 ])
 def test_bad_numbers_are_one_line(tmp_path, flag, value, message):
     with pytest.raises(SystemExit, match=message):
