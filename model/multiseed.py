@@ -75,6 +75,7 @@ def parse_seeds(text: str) -> List[int]:
                 if hi - lo + 1 + len(seeds) > MAX_SEEDS:  # counted before the range is expanded
                     raise UserError(f"--seeds {text}: {hi - lo + 1 + len(seeds)} seeds; the K-seed trainer takes at most "
                                     f"{MAX_SEEDS} at once (each seed adds a copy of the network); train them in groups")
+                seeds += list(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
     except UserError:

@@ -3,7 +3,9 @@
 Copies the run's selected checkpoint (best.pt, chosen by pooled val DSC) to model/weights/NAME.pt, its log
 to NAME.train_log.json, its curve to NAME.curve.png, and scores it on the val split it was selected on
 (NAME.metrics.json, as `model/evaluate.py --json` writes it). A run that has not reached its last epoch is
-refused unless --allow-unfinished; files already shipped under NAME are kept unless --force.
+refused unless --allow-unfinished; files already shipped under NAME are kept unless --force. Everything is
+checked before anything is written (the run's files, its data, found with --data when it moved, and the val
+figure); then the four files are written, and only then is the run removed (--remove-run).
 Then `python model/protocol.py --models NAME --save` scores test once and the unseen datasets, and
 `python docs/generate.py` refreshes the tables.
 """

@@ -7,6 +7,13 @@ which climbs back up and so restarts every 100 epochs. The best checkpoint (by p
 the last one (with optimizer and RNG state, for `--resume`) are written atomically after each
 epoch, with a JSON log of every epoch.
 
+A run folder holds one run: training into one that has best.pt, last.pt or log.json is refused unless
+`--resume`, and a resume continues the same run or is refused: every flag that defines the run must be
+the one it was started with (how it is driven may change: --stop-after, --threads, --device, --compile,
+--no-progress ...), and the data must have the same split (its hash is in the checkpoint). A loss,
+weights or val metrics that stop being finite end the run with an error naming the epoch, before
+anything of that epoch is saved.
+
 Fast path (default; `--no-compile` turns it off): the training forward and loss run through
 `torch.compile` on channels_last tensors, which fuses the BatchNorm forward/backward that dominate
 the eager step (~1.5x on 2 CPU cores). Evaluation and `state_dict` stay on the plain module, so
