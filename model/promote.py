@@ -50,13 +50,13 @@ def _read_best(path: Path, log: Dict, run: Path) -> Dict:
 
     ck = load_checkpoint(path)
     ta, val, data = ck.get("train_args"), (ck.get("metrics") or {}).get("val"), ck.get("data")
+    if "optimizer" in ck:
+        raise CheckpointError(f"{path}: holds optimizer state, so it is a last.pt, not the run's selected best.pt; "
+                              f"put the best.pt that model/train.py wrote back in {run}")
     if (not isinstance(ta, dict) or not isinstance(ta.get("epochs"), int) or not isinstance(val, dict)
             or not {"dsc", "epoch"} <= set(val) or not isinstance(data, dict) or "root" not in data):
         raise CheckpointError(f"{path}: not a run's best.pt (no train_args, metrics.val or data header); "
                               f"pass a run folder written by model/train.py")
-    if "optimizer" in ck:
-        raise CheckpointError(f"{path}: holds optimizer state, so it is a last.pt, not the run's selected best.pt; "
-                              f"put the best.pt that model/train.py wrote back in {run}")
     best = log["best"]
     same_split = (log.get("run") or {}).get("data", {}).get("split_hash", data.get("split_hash")) == data.get("split_hash")
     if best["epoch"] != val["epoch"] or abs(float(best["dsc"]) - float(val["dsc"])) > 1e-9 or not same_split:
