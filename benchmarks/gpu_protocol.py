@@ -40,6 +40,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from model.clitools import user_errors  # noqa: E402  (stdlib only)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PLAN = "v3:isic2018,v3:isic2017,v1:isic2018,v2:isic2018"
 DEFAULT_SPEED = "eager,fast,fast-k1,fast-k5-cudagraph,fast-k5-capture"
@@ -190,6 +192,27 @@ def pack(state: Path, out: Path, log) -> list:
     return files
 
 
+def read_progress(path: Path) -> dict:
+    """The state's progress.json ({"runs": {...}, "calls": [...]}), or a fresh one; UserError when it is damaged."""
+    from model.errors import UserError
+
+    if not path.is_file():
+        return {"runs": {}, "calls": []}
+    try:
+        progress = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        progress, why = None, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+    else:
+        why = "expected {\"runs\": {...}, \"calls\": [...]}"
+    ok = (isinstance(progress, dict) and isinstance(progress.get("runs"), dict) and isinstance(progress.get("calls"), list)
+          and all(isinstance(r, dict) for r in progress["runs"].values()))
+    if not ok:
+        raise UserError(f"{path}: cannot read the protocol's progress ({why}); restore it from the last state.tar.gz, or "
+                        f"delete it: the runs resume from their fleet_last.pt and finished ones are evaluated again")
+    return progress
+
+
+@user_errors
 def main(argv=None) -> dict:
     from model.clitools import HelpFormatter
 
@@ -234,7 +257,7 @@ def main(argv=None) -> dict:
     state.mkdir(parents=True, exist_ok=True)
     log = Log(state / "protocol.log")
     progress_path = state / "progress.json"
-    progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {"runs": {}, "calls": []}
+    progress = read_progress(progress_path)
     device = pick_device(args.device)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     call = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "device": device_name, "torch": torch.__version__, "did": []}

@@ -48,10 +48,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from model import ddp
+from model.errors import CheckpointError, DataError, UserError
 from model.aulunet import AKF, AULUNet, LSG, AddSkip, PlainDW, PointwiseBlock, RGF, Upsample2x, build_model
 from model.gpu_data import N_PARAMS, DeviceData, apply_aug, draw_aug_params
 
 ENGINES = ("auto", "eager", "compile", "cudagraph", "capture", "capture-eager")
+# At most this many seeds at once: the stacked network, its optimizer state and the per-seed folders grow with K
+# (64 is far above the paper's 5; a range such as 0-1000000000 is a typo, not a plan).
+MAX_SEEDS = 64
 FLEET_FORMAT = "aulunet-fleet/1"
 _SAFE = (nn.Sequential, nn.ModuleList, nn.ReLU, nn.AvgPool2d, nn.Identity, AULUNet, PlainDW, RGF,
          Upsample2x, AddSkip, PointwiseBlock)
@@ -68,15 +72,23 @@ def parse_seeds(text: str) -> List[int]:
                 lo, hi = int(a), int(b)
                 if hi < lo:
                     raise ValueError
+                if hi - lo + 1 + len(seeds) > MAX_SEEDS:  # counted before the range is expanded
+                    raise UserError(f"--seeds {text}: {hi - lo + 1 + len(seeds)} seeds; the K-seed trainer takes at most "
+                                    f"{MAX_SEEDS} at once (each seed adds a copy of the network); train them in groups")
                 seeds += list(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
+    except UserError:
+        raise
     except ValueError:
         raise SystemExit(f"error: --seeds: cannot read '{text}'; give seeds like 0,1,2,3,4 or 0-4") from None
     if not seeds or any(s < 0 for s in seeds):
         raise SystemExit(f"error: --seeds: cannot read '{text}'; give non-negative seeds like 0,1,2,3,4 or 0-4")
     if len(set(seeds)) != len(seeds):
         raise SystemExit(f"error: --seeds: '{text}' names a seed twice; list each seed once")
+    if len(seeds) > MAX_SEEDS:
+        raise UserError(f"--seeds {text}: {len(seeds)} seeds; the K-seed trainer takes at most {MAX_SEEDS} at once "
+                        f"(each seed adds a copy of the network); train them in groups")
     return seeds
 
 
@@ -221,15 +233,15 @@ def evaluate_models(models: Sequence[AULUNet], data: DeviceData, batch: int = 16
 
 def resolve_engine(engine: str, device: torch.device, compile_flag: bool = True, dist: Optional[ddp.Dist] = None) -> str:
     if engine not in ENGINES:
-        raise SystemExit(f"error: --engine: unknown engine '{engine}'; choose from {', '.join(ENGINES)}")
+        raise UserError(f"--engine: unknown engine '{engine}'; choose from {', '.join(ENGINES)}")
     if engine == "auto":
         if not compile_flag:
             return "eager"
         return "cudagraph" if device.type == "cuda" else "compile"
     if engine in ("cudagraph", "capture", "capture-eager") and device.type != "cuda":
-        raise SystemExit(f"error: --engine {engine} needs a CUDA GPU (device here: {device}); use --engine compile or eager")
+        raise UserError(f"--engine {engine} needs a CUDA GPU (device here: {device}); use --engine compile or eager")
     if engine.startswith("capture") and dist is not None and dist.active:
-        raise SystemExit(f"error: --engine {engine} captures one process's step; with torchrun use --engine cudagraph, compile or eager")
+        raise UserError(f"--engine {engine} captures one process's step; with torchrun use --engine cudagraph, compile or eager")
     return engine
 
 
@@ -378,6 +390,12 @@ class Fleet:
         return evaluate_stacked(self.model, self.k, data, batch)
 
     # ---- state
+    def finite_seeds(self) -> List[bool]:
+        """Per seed: are all its weights and BatchNorm statistics finite? (one host sync)"""
+        parts = [torch.isfinite(t.detach()).reshape(self.k, -1).all(1)
+                 for t in self.model.state_dict().values() if t.is_floating_point() and t.dim() > 0]
+        return torch.stack(parts).all(0).cpu().tolist()
+
     def seed_states(self) -> List[Dict[str, torch.Tensor]]:
         return unstack_state(self.model.state_dict(), self.k)
 
@@ -426,24 +444,39 @@ def draw_epoch(gens: Sequence[torch.Generator], n: int, batch: int, p_rotate: fl
 # --------------------------------------------------------------------------- command line
 
 def _load_fleet(path: Path, args, name: str, seeds: List[int]) -> Dict:
+    from model.train import check_resume
+
     if not path.is_file():
-        raise SystemExit(f"error: {path}: nothing to resume; run without --resume first")
+        raise CheckpointError(f"{path}: nothing to resume; run without --resume first")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise SystemExit(f"error: {path}: not a readable fleet checkpoint ({type(e).__name__}); delete it and start again without --resume") from None
+        raise CheckpointError(f"{path}: not a readable fleet checkpoint ({type(e).__name__}); delete it and start again without --resume") from None
     if not isinstance(ck, dict) or ck.get("format") != FLEET_FORMAT:
-        raise SystemExit(f"error: {path}: not a fleet checkpoint (no '{FLEET_FORMAT}' header); delete it and start again without --resume")
+        raise CheckpointError(f"{path}: not a fleet checkpoint (no '{FLEET_FORMAT}' header); delete it and start again without --resume")
     lacking = [k for k in ("train_args", "seeds", "model", "rng", "epoch", "best", "history") if k not in ck]
-    if lacking:
-        raise SystemExit(f"error: {path}: has no '{lacking[0]}' (damaged?), so it cannot be resumed; delete it and "
-                         f"start again without --resume")
-    ta = ck["train_args"]
-    if ta["epochs"] != args.epochs or ta["schedule"] != args.schedule:
-        raise SystemExit(f"error: {path}: was trained with --epochs {ta['epochs']} --schedule {ta['schedule']}; resume with the same values")
-    if ck["seeds"] != seeds or ck["model"] != name:
-        raise SystemExit(f"error: {path}: holds {ck['model']} seeds {','.join(map(str, ck['seeds']))}; resume with --variant {ck['model']} --seeds {','.join(map(str, ck['seeds']))}")
+    if lacking or not isinstance(ck["train_args"], dict) or not isinstance(ck["seeds"], list):
+        raise CheckpointError(f"{path}: has no '{lacking[0] if lacking else 'train_args'}' (damaged?), so it cannot be "
+                              f"resumed; delete it and start again without --resume")
+    # the fleet's train_args carry seed = its first seed; the seeds are compared as a list
+    check_resume(path, {**ck["train_args"], "variant": ck["model"]}, args, skip=("seed",),
+                 extra=[("seeds", ",".join(map(str, seeds)), ",".join(map(str, ck["seeds"])))])
     return ck
+
+
+def _recorded_data(ck: Dict, out: Path, seeds: List[int]):
+    """The data header a fleet resumes against: fleet_last.pt's, or (older fleets) a seed checkpoint's."""
+    if isinstance(ck.get("data"), dict):
+        return ck["data"]
+    for s in seeds:
+        for f in ("last.pt", "best.pt"):
+            p = out / f"seed{s}" / f
+            if p.is_file():
+                try:
+                    return torch.load(p, map_location="cpu", weights_only=True).get("data")
+                except Exception:
+                    continue
+    return None
 
 
 def main(args) -> Dict:
@@ -457,13 +490,10 @@ def main(args) -> Dict:
 
 
 def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
-    from tqdm import tqdm
-
-    from model.checkpoint import atomic_write_text, save_atomic
-    from model.data import DataError, open_dataset
-    from model.train import REPO, lr_at, pick_device, run_meta
-
     from model.clitools import check_ranges
+    from model.data import open_dataset
+    from model.train import (REPO, RUN_FILES, check_batches, check_resume_data, pick_device, refuse_existing_run,
+                             remove_if_empty)
 
     t_start = time.time()
     # model/train.py checked the shared flags and the variant before it dispatched here
@@ -476,33 +506,56 @@ def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
     tag = "-".join(map(str, seeds)) if len(seeds) <= 8 else f"{seeds[0]}-{seeds[-1]}x{len(seeds)}"
     out = Path(args.out or REPO / "runs" / f"{name}_{args.schedule}_seeds{tag}")
     if out.exists() and not out.is_dir():
-        raise SystemExit(f"error: {out}: is a file, not a run folder; pass --out with a folder")
+        raise UserError(f"{out}: is a file, not a run folder; pass --out with a folder")
+    fleet_path = out / "fleet_last.pt"
+    ck = None
+    if args.resume:
+        ck = _load_fleet(fleet_path, args, name, seeds)
+    else:
+        refuse_existing_run(out, [fleet_path, out / "fleet.json",
+                                  *(out / f"seed{s}" / f for s in seeds for f in RUN_FILES)])
+    show = not args.no_progress and dist.main
+
+    ds = open_dataset(args.data, seed=seeds[0])
+    if ck is not None:
+        check_resume_data(fleet_path, _recorded_data(ck, out, seeds), ds, args.data)
+    if len(seeds) > 1 and ds.split_source.startswith("sorted ids, seed"):
+        if len({open_dataset(args.data, seed=s).split_hash() for s in seeds}) > 1:
+            raise DataError(f"--seeds: {args.data} has no fixed split (no split.json), so each seed would get "
+                            f"its own split; add a split.json or train the seeds one at a time")
+    train_s, val_s = ds.subset("train"), ds.subset("val")
+    if args.limit_train:
+        train_s = train_s[: args.limit_train]
+    if args.limit_val:
+        val_s = val_s[: args.limit_val]
+    n, bs = len(train_s), args.batch_size
+    check_batches(n, bs)
+    if dist.active and min(b for b in (bs, n % bs or bs, n) if b) < dist.world:
+        smallest = min(b for b in (bs, n % bs or bs, n) if b)
+        raise UserError(f"--batch-size {bs}: with {n} training images a batch of {smallest} cannot be split over "
+                        f"{dist.world} processes; use a --batch-size (and a last batch) of at least {dist.world}")
     if dist.main:  # a UserError here is one line: model/train.py's main (also torchrun's) turns it into one
         from model.safeio import ensure_writable_dir
 
+        made = not out.exists()
         ensure_writable_dir(out, "--out")
-    show = not args.no_progress and dist.main
-
     try:
-        ds = open_dataset(args.data, seed=seeds[0])
-        if len(seeds) > 1 and ds.split_source.startswith("sorted ids, seed"):
-            if len({open_dataset(args.data, seed=s).split_hash() for s in seeds}) > 1:
-                raise SystemExit(f"error: --seeds: {args.data} has no fixed split (no split.json), so each seed would get "
-                                 f"its own split; add a split.json or train the seeds one at a time")
-        train_s, val_s = ds.subset("train"), ds.subset("val")
-        if args.limit_train:
-            train_s = train_s[: args.limit_train]
-        if args.limit_val:
-            val_s = val_s[: args.limit_val]
-        n, bs = len(train_s), args.batch_size
-        if dist.active and min(b for b in (bs, n % bs or bs, n) if b) < dist.world:
-            smallest = min(b for b in (bs, n % bs or bs, n) if b)
-            raise SystemExit(f"error: --batch-size {bs}: with {n} training images a batch of {smallest} cannot be split over "
-                             f"{dist.world} processes; use a --batch-size (and a last batch) of at least {dist.world}")
-        train = DeviceData.load(train_s, args.size, device, progress=show)
-        val = DeviceData.load(val_s, args.size, device, progress=show) if dist.main else None
-    except DataError as e:
-        raise SystemExit(f"error: {e}")
+        return _train(args, name, seeds, dist, device, engine, out, ck, ds, train_s, val_s, show, t_start)
+    except BaseException:
+        if dist.main and made:  # failed before it wrote anything: no empty run folder left behind
+            remove_if_empty(out)
+        raise
+
+
+def _train(args, name, seeds, dist, device, engine, out, ck, ds, train_s, val_s, show, t_start) -> Dict:
+    from tqdm import tqdm
+
+    from model.checkpoint import atomic_write_text, save_atomic
+    from model.train import diverged, lr_at, run_meta
+
+    bs = args.batch_size
+    train = DeviceData.load(train_s, args.size, device, progress=show)
+    val = DeviceData.load(val_s, args.size, device, progress=show) if dist.main else None
     t_data = time.time() - t_start
 
     fleet = Fleet(name, seeds, device, engine, args.lr, args.weight_decay, args.precision, dist)
@@ -514,8 +567,7 @@ def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
     k = len(seeds)
     start, bests, histories, timing = 0, [{"dsc": -1.0} for _ in seeds], [[] for _ in seeds], []
     fleet_path = out / "fleet_last.pt"
-    if args.resume:
-        ck = _load_fleet(fleet_path, args, name, seeds)
+    if ck is not None:
         fleet.load_fleet_state(ck)
         for g, st in zip(gens, ck["rng"]):
             g.set_state(st)
@@ -528,7 +580,10 @@ def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
     best_states: List[Optional[Dict]] = [None] * k
     eval_batch = 64 if device.type == "cuda" else 16
 
+    saved = [start]  # the epoch the files on disk hold
+
     def save(epoch: int, lr: float, vals: List[Dict]) -> None:
+        saved[0] = epoch
         states, opts = fleet.seed_states(), fleet.seed_optimizer_states()
         for i in range(k):
             if best_states[i] is not None:
@@ -540,7 +595,7 @@ def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
                         seed_dirs[i] / "last.pt")
             atomic_write_text(seed_dirs[i] / "log.json", json.dumps({"run": metas[i], "best": bests[i], "epochs": histories[i]}, indent=1))
         save_atomic({"format": FLEET_FORMAT, "model": name, "seeds": seeds, "train_args": metas[0]["train_args"],
-                     "epoch": epoch, **fleet.fleet_state(), "rng": [g.get_state() for g in gens],
+                     "data": metas[0]["data"], "epoch": epoch, **fleet.fleet_state(), "rng": [g.get_state() for g in gens],
                      "best": bests, "history": histories, "timing": timing}, fleet_path)
         atomic_write_text(out / "fleet.json", json.dumps(_fleet_summary(), indent=1))
 
@@ -574,8 +629,17 @@ def _run(args, seeds: List[int], dist: ddp.Dist, dev) -> Dict:
             losses[j] = fleet.step(train, idx, p.reshape(-1, N_PARAMS), w)
         epoch_loss = ddp.allreduce_sum(losses, dist).double().mean(0).cpu().tolist()
         t_train = time.time() - t0
+        finite = fleet.finite_seeds()  # the same on every process (synchronised gradients)
+        for i in range(k):
+            what = (f"seed {seeds[i]}'s training loss is {epoch_loss[i]}" if not np.isfinite(epoch_loss[i]) else
+                    f"seed {seeds[i]}'s weights are not finite" if not finite[i] else None)
+            if what:
+                raise diverged(out, epoch + 1, what, saved[0], fleet_path)
         if dist.main:
             vals = fleet.evaluate(val, eval_batch)
+            for i, v in enumerate(vals):
+                if not (np.isfinite(v["dsc"]) and np.isfinite(v["miou"])):
+                    raise diverged(out, epoch + 1, f"seed {seeds[i]}'s val DSC {v['dsc']}, mIoU {v['miou']}", saved[0], fleet_path)
             seconds = round(time.time() - t0, 3)
             timing.append({"epoch": epoch + 1, "train_s": round(t_train, 3), "seconds": seconds,
                            "img_per_s": round(k * n / t_train, 1)})

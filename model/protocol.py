@@ -22,6 +22,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.clitools import HelpFormatter, add_verbose, quiet, user_errors
+from model.errors import UserError
 
 from model.shipped import REPO, SHARED_DATA as DATA, WEIGHTS_DIR as WEIGHTS  # noqa: E402
 
@@ -44,12 +45,17 @@ KEYS = ("n_images", "dsc", "miou", "accuracy", "specificity", "sensitivity", "me
 def evaluate_row(model: str, dataset: str, split: str, role: str, data_root: Path, threads: int,
                  progress: bool) -> Dict:
     import runtimes
-    from model.data import open_dataset
+    from model.data import DataError, open_dataset
     from model.evaluate import evaluate_samples
     from model.provenance import refuse_training_images
 
     weights = WEIGHTS / f"{model}.pt"
-    samples = open_dataset(data_root / dataset).subset(split)
+    folder = data_root / dataset
+    if not folder.is_dir():  # protocol has no --data: each dataset is a folder under --data-root
+        fetch = f"python model/download.py {dataset} or " if dataset.startswith("isic") else ""
+        raise DataError(f"{folder}: dataset folder not found; put {dataset}/ under --data-root ({fetch}a copy of "
+                        f"../shared/data/{dataset}), or pass --data-root with the folder that holds it")
+    samples = open_dataset(folder).subset(split)
     refuse_training_images(weights, samples, split)
     seg = runtimes.load(weights, threads=threads)
     res = evaluate_samples(seg, samples, progress=progress)
@@ -87,22 +93,31 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in EVALUATIONS]
     if bad or not models:
-        raise SystemExit(f"error: --models: unknown checkpoint '{bad[0] if bad else ''}'; choose from {', '.join(EVALUATIONS)}")
+        raise UserError(f"--models: unknown checkpoint '{bad[0] if bad else ''}'; choose from {', '.join(EVALUATIONS)}")
     missing = [m for m in models if not (WEIGHTS / f"{m}.pt").is_file()]
     if missing:
-        raise SystemExit(f"error: --models: {WEIGHTS / (missing[0] + '.pt')} not found; train it first (model/weights/in_progress/README.md)")
+        raise UserError(f"--models: {WEIGHTS / (missing[0] + '.pt')} not found; train it first (model/weights/in_progress/README.md)")
     from tqdm import tqdm
 
     from model.checkpoint import atomic_write_text
 
     jobs = [(m, *e) for m in models for e in EVALUATIONS[m]]
-    rows = []
+    rows, failed = [], []
     for job in tqdm(jobs, desc="protocol", disable=args.no_progress):
-        with quiet(args.verbose):
-            rows.append(evaluate_row(*job, Path(args.data_root), args.threads, progress=False))
+        try:
+            with quiet(args.verbose):
+                rows.append(evaluate_row(*job, Path(args.data_root), args.threads, progress=False))
+        except UserError as e:  # one row's data or model is unusable: the others still run, and what finished is kept
+            failed.append({"model": job[0], "dataset": job[1], "split": job[2], "error": str(e)})
     out = Path(args.out)
-    atomic_write_text(out / "results.json", json.dumps({"rows": rows}, indent=1) + "\n")
+    atomic_write_text(out / "results.json", json.dumps({"rows": rows, **({"failed": failed} if failed else {})}, indent=1) + "\n")
     atomic_write_text(out / "results.md", markdown(rows))
+    if failed:
+        first = failed[0]
+        raise UserError(f"{len(failed)} of {len(jobs)} rows failed, first {first['model']} on {first['dataset']} "
+                        f"{first['split']}: {first['error']}; the {len(rows)} finished are in {out / 'results.json'} "
+                        f"(with the failures), {'the committed results were not updated; ' if args.save else ''}"
+                        f"fix it and run again")
     if args.save:
         kept = json.loads(COMMITTED.read_text())["rows"] if COMMITTED.is_file() else []
         merged = [r for r in kept if r["model"] not in models] + rows

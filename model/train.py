@@ -7,6 +7,13 @@ which climbs back up and so restarts every 100 epochs. The best checkpoint (by p
 the last one (with optimizer and RNG state, for `--resume`) are written atomically after each
 epoch, with a JSON log of every epoch.
 
+A run folder holds one run: training into one that has best.pt, last.pt or log.json is refused unless
+`--resume`, and a resume continues the same run or is refused: every flag that defines the run must be
+the one it was started with (how it is driven may change: --stop-after, --threads, --device, --compile,
+--no-progress ...), and the data must have the same split (its hash is in the checkpoint). A loss,
+weights or val metrics that stop being finite end the run with an error naming the epoch, before
+anything of that epoch is saved.
+
 Fast path (default; `--no-compile` turns it off): the training forward and loss run through
 `torch.compile` on channels_last tensors, which fuses the BatchNorm forward/backward that dominate
 the eager step (~1.5x on 2 CPU cores). Evaluation and `state_dict` stay on the plain module, so
@@ -34,6 +41,7 @@ from model.augment import augment
 from model.checkpoint import FORMAT, TOOLKIT_VERSION, atomic_write_text, load_checkpoint, save_atomic
 from model.clitools import HelpFormatter, check_ranges, user_errors
 from model.data import DataError, load_arrays, open_dataset
+from model.errors import CheckpointError, UserError
 from model.preprocess import SIZE_MULTIPLE
 from model.safeio import ensure_writable_dir
 from model.losses import bce_dice_loss
@@ -52,6 +60,105 @@ def lr_at(epoch: int, args) -> float:
 
 # flags that say how a run is driven, not what it trains: left out of the checkpoint's train_args
 RUN_CONTROL_ARGS = ("resume", "stop_after", "no_progress", "time_limit", "save_every")
+# flags a resume may change: how and where the run is driven, not what it trains (--data is compared by its
+# split instead: the same dataset may sit elsewhere on another machine; --seeds is compared by the K-seed trainer)
+RESUME_MAY_CHANGE = (*RUN_CONTROL_ARGS, "threads", "device", "compile", "engine", "out", "data", "seeds")
+# what a single-seed run folder holds; one of them present means the folder holds a run
+RUN_FILES = ("best.pt", "last.pt", "log.json")
+
+
+def model_name(variant: str) -> str:
+    return variant if variant.startswith("aulunet_") else f"aulunet_{variant}"
+
+
+def _flag_text(key: str, value) -> str:
+    return f"--{key.replace('_', '-')} {value}"
+
+
+def check_resume(path, recorded: dict, args, skip=(), extra=()) -> None:
+    """The one resume check of both trainers: a resume continues the run `path` recorded or is refused.
+
+    Every flag that defines the run (all of train.py's but RESUME_MAY_CHANGE and `skip`) must equal the value in
+    the checkpoint's `train_args` (a flag the recording version did not have counts as its default; the variant
+    by its full registry name); `extra` adds (flag, now, then) triples the caller compares itself (--seeds).
+    CheckpointError naming every flag that differs and its recorded value."""
+    defaults = vars(parse_args([]))
+    diffs = [(k, now, then) for k, now, then in extra if now != then]
+    for key, now in vars(args).items():
+        if key in RESUME_MAY_CHANGE or key in skip:
+            continue
+        then = recorded.get(key, defaults.get(key))
+        if key == "variant":
+            now, then = model_name(str(now)), model_name(str(then))
+        if now != then:
+            diffs.append((key, now, then))
+    if diffs:
+        said = "; ".join(f"{_flag_text(k, now)} but the run was started with {_flag_text(k, then)}" for k, now, then in diffs)
+        raise CheckpointError(f"{path}: {said}; resume with the same values (or start a new run with another --out)")
+
+
+def check_resume_data(path, recorded: dict, ds, data_flag) -> None:
+    """The data of a resume: its split (ids of train/val/test) must be the one the run started on."""
+    if not isinstance(recorded, dict) or "split_hash" not in recorded:
+        return
+    now = ds.split_hash()
+    if now != recorded["split_hash"]:
+        raise DataError(f"{path}: --data {data_flag} has another split (hash {now}) than the run was started on "
+                        f"({recorded.get('root')}, hash {recorded['split_hash']}); resume with the same data "
+                        f"(or start a new run with another --out)")
+
+
+def refuse_existing_run(out: Path, files) -> None:
+    """A run folder that already holds a run is continued with --resume or left alone: never overwritten."""
+    found = [str(f.relative_to(out)) for f in files if f.exists()]
+    if found:
+        raise UserError(f"{out}: already holds a run ({', '.join(found)}); pass --resume to continue it, "
+                        f"or another --out for a new run (nothing was changed)")
+
+
+def check_batches(n: int, batch_size: int) -> None:
+    """BatchNorm cannot train on a batch of one image (a 1x1 feature map has one value per channel)."""
+    if n % batch_size == 1:
+        fix = f"a --batch-size that leaves a larger last batch, or --limit-train {n - 1}" if n > 1 else "more training images"
+        raise UserError(f"--batch-size {batch_size}: {n} training images leave a last batch of 1 image, which "
+                        f"BatchNorm cannot train on; use {fix}")
+
+
+def diverged(out: Path, epoch: int, what: str, saved_epoch: int, resume_file=None) -> UserError:
+    """The error that stops a run whose loss, weights or val metrics stopped being finite (nothing of the epoch saved)."""
+    kept = (f"{resume_file or out / 'last.pt'} keeps epoch {saved_epoch}" if saved_epoch else "no checkpoint was written")
+    return UserError(f"{out}: epoch {epoch}: {what} (training diverged); nothing of this epoch was saved and {kept}; "
+                     f"train again with a lower --lr and another --out")
+
+
+def remove_if_empty(out: Path) -> None:
+    """Remove a run folder this process created when it failed before writing anything (empty subfolders only)."""
+    try:
+        for d in sorted(out.iterdir()) if out.is_dir() else []:
+            if d.is_dir() and not d.is_symlink() and not any(d.iterdir()):
+                d.rmdir()
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+    except OSError:
+        pass
+
+
+def check_numbers(args) -> None:
+    """The flags' values both trainers share (after --size is resolved)."""
+    check_ranges(args, {"epochs": 1, "batch_size": 1, "min_lr": 0.0, "weight_decay": 0.0, "restart_tmax": 1,
+                        "size": SIZE_MULTIPLE, "limit_train": 0, "limit_val": 0, "threads": 0, "stop_after": 0,
+                        "seed": 0})
+    for flag in ("lr", "min_lr", "weight_decay", "time_limit"):
+        if not math.isfinite(getattr(args, flag)):
+            raise UserError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: give a finite number")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive (got {args.lr})")
+    if args.min_lr > args.lr:
+        raise UserError(f"--min-lr {args.min_lr:g} is above --lr {args.lr:g}; the schedule anneals from --lr down to --min-lr")
+    if args.batch_size == 1:
+        raise UserError("--batch-size 1: BatchNorm needs more than one image per batch to train; use --batch-size 2 or more")
+    if args.size % SIZE_MULTIPLE:
+        raise UserError(f"--size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
 
 
 def run_meta(args, name: str, cfg, ds, n_train: int, n_val: int, drop=(), **train_args) -> dict:
@@ -72,11 +179,22 @@ def run_meta(args, name: str, cfg, ds, n_train: int, n_val: int, drop=(), **trai
 
 
 def pick_device(name: str) -> torch.device:
+    """--device auto, cpu or cuda[:N] -> torch.device; UserError for a name that is not one, or a GPU not there."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {name} requested but no CUDA GPU is visible; use --device cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name}: not a device; use auto, cpu or cuda[:N]")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name} requested but no CUDA GPU is visible; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible; "
+                            f"use --device cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def make_loss_fn(model: torch.nn.Module, compile: bool):
@@ -143,51 +261,67 @@ def parse_args(argv=None):
 @user_errors
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
+    name = model_name(args.variant)
     try:
         cfg = get_config(name)
     except KeyError as e:
-        raise SystemExit(f"error: {e.args[0]}")
+        raise UserError(e.args[0]) from None
     if args.size == 0:
         args.size = cfg.input_size
-    check_ranges(args, {"epochs": 1, "batch_size": 1, "min_lr": 0.0, "weight_decay": 0.0, "restart_tmax": 1,
-                        "size": SIZE_MULTIPLE, "limit_train": 0, "limit_val": 0, "threads": 0, "stop_after": 0})
-    if not args.lr > 0:
-        raise SystemExit(f"error: --lr must be positive (got {args.lr})")
-    if args.size % SIZE_MULTIPLE:
-        raise SystemExit(f"error: --size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
+    check_numbers(args)
     if args.seeds is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from model.multiseed import main as multiseed_main  # K seeds in one process, or torchrun
 
         return multiseed_main(args)
     if args.engine != "auto" or args.precision != "fp32" or args.time_limit or args.save_every != 1:
-        raise SystemExit("error: --engine, --precision, --time-limit and --save-every belong to the K-seed trainer; add --seeds (e.g. --seeds 0)")
+        raise UserError("--engine, --precision, --time-limit and --save-every belong to the K-seed trainer; add --seeds (e.g. --seeds 0)")
     out = Path(args.out or REPO / "runs" / f"{name}_{args.schedule}_s{args.seed}")
     if out.exists() and not out.is_dir():
-        raise SystemExit(f"error: {out}: is a file, not a run folder; pass --out with a folder")
-    if args.resume and not (out / "last.pt").is_file():
-        raise SystemExit(f"error: {out / 'last.pt'}: nothing to resume; run without --resume first")
+        raise UserError(f"{out}: is a file, not a run folder; pass --out with a folder")
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    ck = None
+    if args.resume:
+        if not last_path.is_file():
+            raise UserError(f"{last_path}: nothing to resume; run without --resume first")
+        ck = load_checkpoint(last_path)
+        lacking = [k for k in ("optimizer", "rng", "best", "history", "epoch", "train_args") if k not in ck]
+        if lacking:
+            raise CheckpointError(f"{last_path}: has no '{lacking[0]}' (a slim best.pt?), so it cannot be resumed; "
+                                  f"resume from the last.pt that model/train.py wrote beside it")
+        check_resume(last_path, ck["train_args"], args, skip=("seeds", "engine", "precision"))
+    else:
+        refuse_existing_run(out, [out / f for f in RUN_FILES])
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
 
     # Data first, the run folder after: bad data must not leave an empty run folder behind.
+    ds = open_dataset(args.data, seed=args.seed)
+    if ck is not None:
+        check_resume_data(last_path, ck.get("data"), ds, args.data)
     try:
-        ds = open_dataset(args.data, seed=args.seed)
-        try:
-            train_s, val_s = ds.subset("train"), ds.subset("val")
-        except DataError as e:
-            raise DataError(f"{e} (model/train.py trains on 'train' and selects on 'val')") from None
-        if args.limit_train:
-            train_s = train_s[: args.limit_train]
-        if args.limit_val:
-            val_s = val_s[: args.limit_val]
-        show = not args.no_progress
-        xtr, ytr = load_arrays(train_s, args.size, progress=show)
-        xva, yva = load_arrays(val_s, args.size, progress=show)
+        train_s, val_s = ds.subset("train"), ds.subset("val")
     except DataError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise DataError(f"{e} (model/train.py trains on 'train' and selects on 'val')") from None
+    if args.limit_train:
+        train_s = train_s[: args.limit_train]
+    if args.limit_val:
+        val_s = val_s[: args.limit_val]
+    check_batches(len(train_s), args.batch_size)
+    show = not args.no_progress
+    xtr, ytr = load_arrays(train_s, args.size, progress=show)
+    xva, yva = load_arrays(val_s, args.size, progress=show)
+    made = not out.exists()
     ensure_writable_dir(out, "--out")
+    try:
+        return _train(args, name, out, ck, ds, train_s, val_s, xtr, ytr, xva, yva, device, show)
+    except BaseException:
+        if made:  # a run that failed before it wrote anything leaves no empty folder
+            remove_if_empty(out)
+        raise
+
+
+def _train(args, name, out, ck, ds, train_s, val_s, xtr, ytr, xva, yva, device, show) -> dict:
     mem = torch.channels_last
     xtr_t = torch.from_numpy(xtr).to(device)
     ytr_t = torch.from_numpy(ytr).float().unsqueeze(1).to(device)
@@ -200,16 +334,7 @@ def main(argv=None) -> dict:
     start, best, history = 0, {"dsc": -1.0}, []
 
     last_path, best_path = out / "last.pt", out / "best.pt"
-    if args.resume:
-        if not last_path.is_file():
-            raise SystemExit(f"error: {last_path}: nothing to resume; run without --resume first")
-        ck = load_checkpoint(last_path)
-        lacking = [k for k in ("optimizer", "rng", "best", "history", "epoch", "train_args") if k not in ck]
-        if lacking:
-            raise SystemExit(f"error: {last_path}: has no '{lacking[0]}' (a slim best.pt?), so it cannot be resumed; "
-                             f"resume from the last.pt that model/train.py wrote beside it")
-        if ck["train_args"]["epochs"] != args.epochs or ck["train_args"]["schedule"] != args.schedule:
-            raise SystemExit(f"error: {last_path}: was trained with --epochs {ck['train_args']['epochs']} --schedule {ck['train_args']['schedule']}; resume with the same values")
+    if ck is not None:
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         gen.set_state(ck["rng"])
@@ -232,12 +357,20 @@ def main(argv=None) -> dict:
         for i in range(0, n, args.batch_size):
             idx = perm[i:i + args.batch_size].to(device)
             xb, yb = augment(xtr_t[idx], ytr_t[idx], gen)
-            losses.append(train_step(loss_fn, opt, xb, yb).item())
+            loss = train_step(loss_fn, opt, xb, yb).item()
+            if not math.isfinite(loss):
+                raise diverged(out, epoch + 1, f"the training loss is {loss} at image {i} of {n}", len(history))
+            losses.append(loss)
         val = evaluate_arrays(model, xva_t, yva)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+        if bad is not None:
+            raise diverged(out, epoch + 1, f"the weights are not finite ({bad})", len(history))
+        if not all(math.isfinite(val[k]) for k in ("dsc", "miou")):
+            raise diverged(out, epoch + 1, f"val DSC {val['dsc']}, mIoU {val['miou']}", len(history))
         rec = {"epoch": epoch + 1, "lr": lr, "loss": float(np.mean(losses)), "val_dsc": val["dsc"],
                "val_miou": val["miou"], "seconds": round(time.time() - t0, 3)}
         history.append(rec)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         if val["dsc"] > best["dsc"]:
             best = {**{k: val[k] for k in ("dsc", "miou", "accuracy", "specificity", "sensitivity", "n_images")}, "epoch": epoch + 1}
             save_atomic({**meta, "state_dict": state, "epoch": epoch + 1, "metrics": {"val": best}}, best_path)

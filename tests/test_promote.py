@@ -42,3 +42,73 @@ def test_promote_refuses_unfinished_and_foreign_folders(ph2, tmp_path):
     assert promote_main([str(out), "--name", "x", "--weights-dir", str(tmp_path / "w"), "--allow-unfinished",
                          "--remove-run"])
     assert not out.exists()
+
+
+def _copy(run, tmp_path, name="r"):
+    import shutil
+
+    dst = tmp_path / name
+    shutil.copytree(run, dst)
+    return dst
+
+
+def _edit_best(folder, edit):
+    import torch
+
+    ck = torch.load(folder / "best.pt", weights_only=True)
+    edit(ck)
+    torch.save(ck, folder / "best.pt")
+
+
+def _refused(argv, match, weights):
+    with pytest.raises(SystemExit, match=match) as e:
+        promote_main(argv)
+    assert "\n" not in str(e.value)
+    assert not weights.exists() or not list(weights.iterdir())  # nothing shipped, not even part of it
+
+
+def test_promote_checks_everything_before_writing(run, tmp_path, ph2, shipped):
+    w = tmp_path / "w"
+    args = lambda folder, *extra: [str(folder), "--name", "x", "--weights-dir", str(w), *extra]  # noqa: E731
+    bad_log = _copy(run, tmp_path, "bad_log")
+    (bad_log / "log.json").write_text('{"epochs": [')
+    _refused(args(bad_log), r"^error: .*bad_log/log\.json: cannot read it as a training log \(JSONDecodeError: .*\); the run "
+                            r"folder is damaged", w)
+    (bad_log / "log.json").write_text('{"epochs": []}')
+    _refused(args(bad_log), r"bad_log/log\.json: not a log written by model/train\.py", w)
+
+    foreign = _copy(run, tmp_path, "foreign")  # a shipped checkpoint put in as best.pt: another run's epoch
+    (foreign / "best.pt").write_bytes(shipped.read_bytes())
+    _refused(args(foreign), r"foreign/best\.pt: epoch 208 \(val DSC 0\.9529\) is not the best epoch its log\.json records "
+                            r"\(epoch \d, val DSC [\d.]+\); best\.pt and log\.json come from different runs", w)
+    (foreign / "best.pt").write_bytes((run / "last.pt").read_bytes())
+    _refused(args(foreign), r"foreign/best\.pt: holds optimizer state, so it is a last\.pt", w)
+    (foreign / "best.pt").write_bytes(b"\x00" * 10)
+    _refused(args(foreign), r"foreign/best\.pt: not a readable PyTorch checkpoint", w)
+
+    moved = _copy(run, tmp_path, "moved")  # trained on a machine where the data sat elsewhere, under another name
+    _edit_best(moved, lambda ck: ck["data"].update(root="/nowhere/mydata"))
+    _refused(args(moved), r"moved: its data /nowhere/mydata is not here \(nor .*mydata\); pass --data with the dataset it "
+                          r"was trained on", w)
+    _refused(args(moved, "--data", str(tmp_path / "none")), r"--data .*none: not a folder; pass --data", w)
+
+    changed = _copy(run, tmp_path, "changed")  # the val figure no longer repeats: refused after the check, before writing
+    import json as _json
+
+    log = _json.loads((changed / "log.json").read_text())
+    log["best"]["dsc"] = 0.5
+    (changed / "log.json").write_text(_json.dumps(log))
+    _edit_best(changed, lambda ck: ck["metrics"]["val"].update(dsc=0.5))
+    _refused(args(changed), r"changed/best\.pt: val DSC [\d.]+ now, 0\.5000 when trained; the data under .*ph2 changed since "
+                            r"training: pass --data with the dataset it was trained on \(nothing was written\)", w)
+
+    res = promote_main(args(moved, "--data", str(ph2), "--remove-run"))  # the right data given: shipped, then removed
+    assert sorted(p.name for p in w.iterdir()) == ["x.curve.png", "x.metrics.json", "x.pt", "x.train_log.json"]
+    assert res["val"]["data"] == str(ph2) and not moved.exists()
+
+
+def test_remove_run_deletes_only_what_train_wrote(run, tmp_path):
+    folder = _copy(run, tmp_path, "keep")
+    (folder / "notes.txt").write_text("mine")
+    promote_main([str(folder), "--name", "y", "--weights-dir", str(tmp_path / "w"), "--remove-run"])
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

@@ -66,3 +66,25 @@ def test_protocol_argument_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(protocol, "WEIGHTS", tmp_path)  # a checkout where the ISIC 2017 run was never shipped
     with pytest.raises(SystemExit, match=r"--models: .*aulunet_v3_isic2017\.pt not found; train it first"):
         protocol_main(["--models", "aulunet_v3_isic2017"])
+
+
+def test_protocol_keeps_finished_rows_and_names_the_missing_dataset(shipped, ph2, tmp_path):
+    """Only ph2/ under --data-root: the PH2 row is written, the two ISIC rows fail with protocol's own flag."""
+    before = COMMITTED.read_bytes() if COMMITTED.is_file() else None
+    root = tmp_path / "data"
+    root.mkdir()
+    os.symlink(ph2, root / "ph2")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        protocol_main(["--models", "aulunet_v3_ph2", "--data-root", str(root), "--out", str(out), "--no-progress",
+                       "--threads", "1", "--save"])
+    msg = str(e.value)
+    assert "\n" not in msg and "pass --data " not in msg and "pass --data-root" in msg, msg
+    assert msg.startswith(f"error: 2 of 3 rows failed, first aulunet_v3_ph2 on isic2018 test: {root / 'isic2018'}: "
+                          f"dataset folder not found; put isic2018/ under --data-root"), msg
+    assert "the 1 finished are in" in msg and "the committed results were not updated" in msg
+    res = json.loads((out / "results.json").read_text())
+    assert [(r["dataset"], r["split"]) for r in res["rows"]] == [("ph2", "val")]
+    assert res["rows"][0]["dsc"] == pytest.approx(0.9529, abs=1e-4)
+    assert [(f["dataset"], f["split"]) for f in res["failed"]] == [("isic2018", "test"), ("isic2017", "test")]
+    assert (COMMITTED.read_bytes() if COMMITTED.is_file() else None) == before  # --save with failures: not merged
