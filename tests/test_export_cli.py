@@ -137,3 +137,20 @@ def test_errors_name_the_users_file_not_the_temporary(ckpt64, tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"error: {tmp_path / 'm.onnx'}: ") and ".tmp" not in msg and "\n" not in msg
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]
+
+
+@pytest.mark.parametrize("variant,size_flags,size", [("aulunet_v3_in128", [], 128), ("aulunet_v3_stride2", ["--size", "64"], 64)])
+def test_registry_variants_export_at_their_own_size(tmp_path, variant, size_flags, size):
+    """aulunet_v3_in128 trains at its config's 128 by default; the stride-2 stem at 64 in and out."""
+    from model.synthetic import write_synthetic_dataset
+    from model.train import main as train_main
+
+    data = write_synthetic_dataset(tmp_path / "data", n=8, shape=(96, 128))
+    train_main(["--data", str(data), "--variant", variant, "--epochs", "1", "--limit-train", "4", "--limit-val", "2",
+                *size_flags, "--no-compile", "--no-progress", "--threads", "1", "--out", str(tmp_path / "run")])
+    n = run("onnx", onnx_build, ["--weights", str(tmp_path / "run" / "best.pt"), "--out", str(tmp_path / "m.onnx"),
+                                 "--eval-count", "2"])
+    assert n["passed"] and n["input_size"] == size
+    seg = runtimes.load(tmp_path / "m.onnx", threads=1)
+    assert seg.input_size == size and seg.metadata["variant"] == variant
+    assert seg.run(np.full((1, 3, size, size), 0.5, np.float32)).shape == (1, 1, size, size)
