@@ -1,7 +1,7 @@
 """Export every format and quantization in the format table, check parity, print the table.
 
-`python export/all.py [--weights W] [--formats onnx] [--out exports/]`
-Writes each artifact with its numerics JSON, plus exports/<model>.summary.json and <model>.summary.md
+`python export/all.py [--weights W] [--formats onnx] [--out outputs/exports/] [--update-results]`
+Writes each artifact with its numerics JSON, plus <out>/<model>.summary.json and <model>.summary.md
 (<model> is the checkpoint's file stem, so each shipped model keeps its own table).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.cli import DEFAULT_WEIGHTS, EXPORTS, run
+from export.cli import DEFAULT_WEIGHTS, EXPORTS, OUTPUTS, UPDATE_FLAG, check_outputs, run
 from export.formats import FORMATS
 
 EXPORTABLE = [k for k, f in FORMATS.items() if f.script.startswith("export/")]
@@ -50,7 +50,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
                                        "passes its gates; one that fails is reported and the others go on (exit code 1).")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint to export (written by model/train.py)")
     p.add_argument("--formats", default=",".join(EXPORTABLE), help=f"comma list of {', '.join(EXPORTABLE)}")
-    p.add_argument("--out", default=str(EXPORTS), help="folder for the artifacts, their numerics JSON and <model>.summary.json/.md")
+    p.add_argument("--out", default=None, help="folder for the artifacts, their numerics JSON and <model>.summary.json/.md "
+                                                f"(default: outputs/exports/, or the committed exports/ with {UPDATE_FLAG})")
+    p.add_argument(UPDATE_FLAG, action="store_true",
+                   help="allow writing the committed results in exports/ (the default --out then goes there)")
     p.add_argument("--eval-data", default=None,
                    help="dataset for the parity checks (default: the checkpoint's own data, val split; if that is "
                         "not here, synthetic images, with a note). A path that does not exist is an error")
@@ -61,10 +64,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     from export.calibration import locate_training_data
     from model.checkpoint import CheckpointError, atomic_write_text, model_from_checkpoint
     from model.errors import UserError
-    from model.safeio import ensure_writable_dir
+    from model.safeio import ensure_writable_dir, guard_committed
     from runtimes.base import reason
 
-    keys = [k.strip() for k in args.formats.split(",") if k.strip()]
+    keys = list(dict.fromkeys(k.strip() for k in args.formats.split(",") if k.strip()))  # each format once, in order
     for key in keys:
         if key not in EXPORTABLE:
             raise SystemExit(f"error: unknown format '{key}'; choose from {', '.join(EXPORTABLE)}")
@@ -75,11 +78,21 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
                          f"--eval-data out to use the checkpoint's own data")
     if args.calib and not Path(args.calib).is_dir():
         raise SystemExit(f"error: {args.calib}: --calib folder not found; pass a folder of real lesion images")
+    args.out = args.out or str(EXPORTS if args.update_results else OUTPUTS)
+    stem = Path(args.weights).stem
     try:
+        for path in (Path(args.out), summary_path(Path(args.out), stem, ".json")):
+            guard_committed(path, UPDATE_FLAG, args.update_results, "leave --out out to write under outputs/exports/")
         _, ckpt = model_from_checkpoint(Path(args.weights))
         ensure_writable_dir(Path(args.out), "--out")
+        for key in keys:  # every artifact's paths, before the first export starts
+            for q in FORMATS[key].quantize:
+                check_outputs(FORMATS[key], Path(args.out) / FORMATS[key].filename(stem, q), args.update_results)
     except (CheckpointError, UserError) as e:
         raise SystemExit(f"error: {e}") from None
+    for path in (summary_path(Path(args.out), stem, ".json"), summary_path(Path(args.out), stem, ".md")):
+        if path.is_dir():
+            raise SystemExit(f"error: {path}: is a folder, where the summary table goes; move it away or pass another --out")
     can_calibrate = args.calib is not None or locate_training_data(ckpt) is not None
 
     rows = []
@@ -94,6 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
             extra = ["--eval-data", args.eval_data] if args.eval_data else []
             extra += ["--calib", args.calib] if args.calib and q == "int8" else []
             extra += ["--verbose"] if args.verbose else []
+            extra += [UPDATE_FLAG] if args.update_results else []
             try:
                 rows.append(run(key, build, ["--weights", args.weights, "--quantize", q, "--out", str(out), *extra]))
             except SystemExit as e:  # a failed gate or a broken tool: keep going, report it, exit 1 at the end
@@ -104,7 +118,6 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     md = summary_markdown(rows)
     if any(r.get("eval", {}).get("synthetic") for r in rows):
         md += "\n\nParity checked on SYNTHETIC images (the checkpoint's data is not here): the DSC columns are not skin-lesion figures."
-    stem = Path(args.weights).stem
     atomic_write_text(summary_path(Path(args.out), stem, ".json"), json.dumps(rows, indent=1) + "\n")
     atomic_write_text(summary_path(Path(args.out), stem, ".md"), md + "\n")
     print(md)

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,11 +23,14 @@ from export.formats import EXPORT_PACKAGES, FORMATS, Format
 
 REPO = Path(__file__).resolve().parents[1]
 from model.shipped import DEFAULT_WEIGHTS  # noqa: E402
-EXPORTS = REPO / "exports"
+EXPORTS = REPO / "exports"                 # the committed exports (docs, demos and benchmarks read them)
+OUTPUTS = REPO / "outputs" / "exports"     # where an export goes unless --update-results (model/safeio.py, rule 3)
+UPDATE_FLAG = "--update-results"
 
 
 def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace:
     from model.clitools import HelpFormatter, add_verbose, check_ranges
+    from model.errors import UserError
 
     p = argparse.ArgumentParser(prog=fmt.script, formatter_class=HelpFormatter,
                                 description=f"Export an AULUNet checkpoint to {fmt.title} ({fmt.suffix}) and check parity "
@@ -43,11 +46,49 @@ def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace
     p.add_argument("--eval-split", default="val", help="split of --eval-data to check on")
     p.add_argument("--eval-count", type=int, default=0, help="use only the first N evaluation images (0 = all)")
     p.add_argument("--out", default=None, help=f"output file, its name ending in {fmt.suffix} "
-                                               f"(default: exports/<checkpoint>[_<quantize>]{fmt.suffix})")
+                                               f"(default: outputs/exports/<checkpoint>[_<quantize>]{fmt.suffix}, "
+                                               f"or the committed exports/ with {UPDATE_FLAG})")
+    p.add_argument(UPDATE_FLAG, action="store_true",
+                   help="allow writing the committed results in exports/ (the default --out then goes there)")
     add_verbose(p)
     args = p.parse_args(argv)
     check_ranges(args, {"calib_count": 0, "eval_count": 0})
+    if args.quantize != "int8":
+        for flag, value in (("--calib", args.calib), ("--calib-count", args.calib_count)):
+            if value:
+                raise UserError(f"{flag} applies to --quantize int8 only (got --quantize {args.quantize}); "
+                                 f"drop {flag} or pass --quantize int8")
     return args
+
+
+def input_size(ckpt: Dict) -> int:
+    """The side the checkpoint was trained at (its preprocessing, validated by model.checkpoint.load_checkpoint)."""
+    return int(ckpt["preprocessing"]["input_size"][0])
+
+
+def output_paths(fmt: Format, out: Path) -> List[Path]:
+    """Every path an export to `out` writes: the file, its companions (OpenVINO's .bin), its numerics JSON and
+    the numerics of a failed gate."""
+    return [out, *(out.with_suffix(c) for c in fmt.companions), out.with_name(out.name + ".numerics.json"),
+            out.with_name(out.name + ".numerics.failed.json")]
+
+
+def check_outputs(fmt: Format, out: Path, update_results: bool) -> None:
+    """OutputError (one line) for an output that cannot be written, BEFORE anything is exported: wrong suffix,
+    a committed result without --update-results, a folder where a file goes, an unwritable folder."""
+    from model.errors import OutputError
+    from model.safeio import ensure_writable_dir, guard_committed
+
+    if out.suffix != fmt.suffix:
+        raise OutputError(f"{out}: a {fmt.title} export must end in {fmt.suffix}; pass --out NAME{fmt.suffix}")
+    for path in output_paths(fmt, out):
+        guard_committed(path, UPDATE_FLAG, update_results, "leave --out out to write under outputs/exports/")
+    for path in output_paths(fmt, out):
+        if path.is_dir():
+            what = "" if path == out else f" (the export writes it beside {out.name})"
+            raise OutputError(f"{path}: is a folder{what}; pass --out with a file name ending in {fmt.suffix}, "
+                              f"or move the folder away")
+    ensure_writable_dir(out.parent, "--out")
 
 
 def eval_set(args, ckpt: Dict):
@@ -66,11 +107,12 @@ def eval_set(args, ckpt: Dict):
                             f"or leave --eval-data out to use the checkpoint's own data")
     else:
         root = locate_training_data(ckpt)
+    size = input_size(ckpt)
     if root is not None:
         samples = open_dataset(root).subset(args.eval_split)
         if args.eval_count:
             samples = samples[: args.eval_count]
-        x, y = load_arrays(samples)
+        x, y = load_arrays(samples, size)
         return x, y, {"data": root.name, "split": args.eval_split, "n_images": len(samples), "synthetic": False}
     n = args.eval_count or 8
     print(f"note: the checkpoint's data ({ckpt.get('data', {}).get('root')}) is not here: parity is checked on {n} "
@@ -78,8 +120,8 @@ def eval_set(args, ckpt: Dict):
           file=sys.stderr)
     rng = np.random.default_rng(0)
     pairs = [make_lesion(rng) for _ in range(n)]
-    x = np.stack([preprocess_image(img) for img, _ in pairs])
-    y = np.stack([preprocess_mask(m) for _, m in pairs])
+    x = np.stack([preprocess_image(img, size) for img, _ in pairs])
+    y = np.stack([preprocess_mask(m, size) for _, m in pairs])
     return x, y, {"data": "synthetic", "split": "all", "n_images": len(pairs), "synthetic": True}
 
 
@@ -93,24 +135,31 @@ def torch_probabilities(model, x: np.ndarray, batch: int = 8) -> np.ndarray:
 
 def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> Dict:
     """Export, check parity, write artifact + numerics JSON atomically. Raises SystemExit on any failure,
-    with one line (the tools' own output is hidden unless --verbose)."""
+    with one line (the tools' own output is hidden unless --verbose). Every output path is checked before
+    the export starts; messages name the user's files, never the hidden temporaries."""
     import runtimes
     from model.errors import UserError
-    from model.safeio import clean_stale_temps, ensure_writable_dir, temp_prefix
+    from model.safeio import clean_stale_temps, temp_prefix
 
     fmt = FORMATS[fmt_key]
-    args = parse_args(fmt, argv)
-    weights = Path(args.weights)
-    out = Path(args.out) if args.out else EXPORTS / fmt.filename(weights.stem, args.quantize)
-    if out.suffix != fmt.suffix:
-        raise SystemExit(f"error: {out}: a {fmt.title} export must end in {fmt.suffix}; pass --out NAME{fmt.suffix}")
     try:
-        ensure_writable_dir(out.parent, "--out")
+        args = parse_args(fmt, argv)
+        weights = Path(args.weights)
+        default_dir = EXPORTS if args.update_results else OUTPUTS
+        out = Path(args.out) if args.out else default_dir / fmt.filename(weights.stem, args.quantize)
+        check_outputs(fmt, out, args.update_results)
     except UserError as e:
         raise SystemExit(f"error: {e}") from None
     clean_stale_temps(out.parent, temp_prefix(out.stem))  # left by an export that was killed
     tmp = out.with_name(f"{temp_prefix(out.stem)}{os.getpid()}{fmt.suffix}")
     tmp_files = [tmp] + [tmp.with_suffix(c) for c in fmt.companions]
+    real_files = [out] + [out.with_suffix(c) for c in fmt.companions]
+
+    def user_paths(text: str) -> str:
+        """A message about a temporary names the file the user asked for instead."""
+        for t, r in zip(tmp_files, real_files):
+            text = text.replace(str(t), str(r)).replace(t.name, r.name)
+        return text
 
     def discard_tmp():
         for path in tmp_files:
@@ -122,11 +171,11 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         numerics = _export(fmt, build, args, weights, out, tmp, tmp_files)
     except UserError as e:
         discard_tmp()
-        raise SystemExit(f"error: {e}") from None
+        raise SystemExit(f"error: {user_paths(str(e))}") from None
     except OSError as e:
         discard_tmp()
-        raise SystemExit(f"error: {e.filename or out}: cannot write it ({e.strerror or type(e).__name__}); "
-                         f"pass --out in a writable folder") from None
+        raise SystemExit(f"error: {user_paths(str(e.filename or out))}: cannot write it "
+                         f"({e.strerror or type(e).__name__}); pass --out in a writable folder") from None
     except (SystemExit, KeyboardInterrupt):
         discard_tmp()
         raise
@@ -134,8 +183,8 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         discard_tmp()
         if args.verbose:
             raise
-        raise SystemExit(f"error: {out}: the {fmt.title} export failed ({type(e).__name__}: {runtimes.base.reason(e)}); "
-                         f"rerun with --verbose to see the tools' output") from None
+        raise SystemExit(f"error: {out}: the {fmt.title} export failed ({type(e).__name__}: "
+                         f"{user_paths(runtimes.base.reason(e))}); rerun with --verbose to see the tools' output") from None
     summary = {k: numerics[k] for k in ("artifact", "quantization", "max_abs_diff", "mask_iou_mean", "flipped_fraction")}
     if "export_metrics" in numerics:
         summary["dsc"] = numerics["export_metrics"]["dsc"]
@@ -158,7 +207,7 @@ def _export(fmt: Format, build: Callable, args, weights: Path, out: Path, tmp: P
     model, ckpt = model_from_checkpoint(weights)
     calib, calib_info = (None, None)
     if args.quantize == "int8":
-        calib, calib_info = calibration_set(args.calib, ckpt, args.calib_count)
+        calib, calib_info = calibration_set(args.calib, ckpt, args.calib_count, input_size(ckpt))
     meta = build_metadata(ckpt, weights, fmt.key, args.quantize, calib_info, fmt.layout)
     graph = inference_graph(model)
     meta["graph_rewrites"] = graph.rewrites
@@ -179,6 +228,7 @@ def _export(fmt: Format, build: Callable, args, weights: Path, out: Path, tmp: P
         "source_checkpoint": meta["source_checkpoint"],
         "reference": "PyTorch fp32 checkpoint (its own module, not the rewritten graph)",
         "graph_rewrites": meta["graph_rewrites"],
+        "input_size": input_size(ckpt),
         "eval": eval_info,
         "calibration": calib_info,
         **numbers,

@@ -177,7 +177,7 @@ def measure(args) -> Dict:
     from tqdm import tqdm
 
     from export.calibration import calibration_set
-    from export.cli import eval_set, torch_probabilities
+    from export.cli import eval_set, input_size, torch_probabilities
     from export.metadata import build_metadata
     from export.parity import GATES, check_gates, compare, failures, versions
     from export.rewrites import inference_graph
@@ -191,7 +191,7 @@ def measure(args) -> Dict:
     out = ensure_writable_dir(Path(args.out), "--out")
     files_dir = ensure_writable_dir(out / weights.stem, "--out")
     model, ckpt = model_from_checkpoint(weights)
-    calib, calib_info = calibration_set(None, ckpt, args.calib_count)
+    calib, calib_info = calibration_set(None, ckpt, args.calib_count, input_size(ckpt))
     x, y, eval_info = eval_set(argparse.Namespace(eval_data=None, eval_split=args.eval_split, eval_count=args.eval_count), ckpt)
     ref = torch_probabilities(model, x)
     graph = inference_graph(model)

@@ -9,7 +9,8 @@ int8: the onnxruntime QDQ model of export/to_onnx.py (same calibration, Conv onl
       DSC. nncf.quantize on the IR missed the gate by hand (earlier graph and versions): default -1.3 pt;
       AKF gate convs, elementwise ops, pooling, resize and concat kept float -0.57 pt; MIXED preset -16 pt.
       Re-measured by export/int8_recipes.py (nncf variants are its recipes): two ignored scopes now pass.
-Metadata travels in the IR's rt_info under "aulunet" (JSON).
+Metadata travels in the IR's rt_info under "aulunet" (JSON), with the sha256 of the .bin (key "bin_sha256"):
+the backend refuses an .xml beside another model's .bin.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ if __package__ in (None, ""):
 
 from export.cli import script_main
 from export.metadata import METADATA_KEY, dumps
+from model.checkpoint import file_sha256
+from runtimes.openvino_backend import BIN_SHA_KEY
 from export.to_onnx import fp32_onnx
 from export.to_onnx import quantize_int8 as ort_quantize_int8
 
@@ -62,8 +65,16 @@ def build(model, meta, quantize: str, calib, path: Path, recipe: Optional[dict] 
             ov_model = quantize_int8(onnx_path, calib, **(recipe or {}))
         else:
             ov_model = ov.convert_model(str(onnx_path))
+        # The .xml records the sha256 of its .bin (runtimes/openvino_backend.py checks it at load): the weights
+        # are saved once here to hash them, then with the hash in the metadata; the .bin must come out the same.
+        probe = Path(td) / "probe.xml"
+        ov.save_model(ov_model, str(probe), compress_to_fp16=(quantize == "fp16"))
+        bin_sha = file_sha256(probe.with_suffix(".bin"))
+    meta = {**meta, BIN_SHA_KEY: bin_sha}
     ov_model.set_rt_info(dumps(meta), [METADATA_KEY])
     ov.save_model(ov_model, str(path), compress_to_fp16=(quantize == "fp16"))
+    if file_sha256(path.with_suffix(".bin")) != bin_sha:
+        raise RuntimeError("OpenVINO wrote different weights on the second save, so the .bin's hash cannot be recorded")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import torch
 
 from .aulunet import AULUNet, AULUNetConfig
 from .errors import CheckpointError
+from runtimes.base import header_problem  # numpy-only: the same bounds as every export's metadata
 from .safeio import atomic_write_bytes, atomic_write_text  # noqa: F401  (the helpers live in safeio, torch-free)
 
 FORMAT = "aulunet-checkpoint/1"
@@ -51,6 +52,11 @@ def load_checkpoint(path, map_location="cpu") -> Dict:
     if not 0.0 < float(ckpt["threshold"]) < 1.0:
         raise CheckpointError(f"{path}: its threshold {ckpt['threshold']} is not a probability between 0 and 1; "
                               f"the file is damaged: retrain it with model/train.py")
+    problem = header_problem(ckpt["config"], ckpt["preprocessing"])  # before the model is built (allocated)
+    if problem:
+        what = "its 'config' does not describe an AULUNet" if problem.startswith("its config") else "bad header"
+        raise CheckpointError(f"{path}: {what} ({problem}); the file is damaged or from another tool: "
+                              f"retrain it with model/train.py")
     return ckpt
 
 

@@ -75,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         if not args.allow_train_overlap:
             from model.provenance import refuse_training_images
 
-            refuse_training_images(args.weights, samples, split)
+            refuse_training_images(args.weights, samples, split, seg.metadata)
         res = evaluate_samples(seg, samples, progress=not args.no_progress)
         shown = samples[: args.figures]
         rgbs = [load_rgb(s.image) for s in shown]

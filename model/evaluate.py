@@ -74,7 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if not args.allow_train_overlap:
         from model.provenance import refuse_training_images
 
-        refuse_training_images(args.weights, samples, args.split)
+        refuse_training_images(args.weights, samples, args.split, seg.metadata)
     res = evaluate_samples(seg, samples, progress=not args.no_progress)
     res.update({"weights": str(args.weights), "data": str(args.data), "split": args.split, "backend": seg.name})
     text = json.dumps(res, indent=1)

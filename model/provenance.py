@@ -9,7 +9,7 @@ any of them is refused unless the caller says it is on purpose. ISIC 2017 and IS
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence, Set
+from typing import Optional, Sequence, Set, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -38,30 +38,72 @@ def training_ids(ckpt: dict) -> Optional[Set[str]]:
     return None
 
 
-def overlap_error(weights, samples: Sequence, split: str) -> Optional[str]:
-    """A one-line error when `samples` include images the checkpoint `weights` trained on, else None."""
-    if Path(weights).suffix.lower() != ".pt":
+def _export_source(weights, metadata: Optional[dict]) -> Optional[Tuple[dict, str]]:
+    """For an exported file (.onnx, .xml, .tflite): the header of its source checkpoint and a label for it.
+    The metadata names the checkpoint and its sha256: that exact file, beside the export or in model/weights/,
+    gives the training ids; otherwise the training data recorded in the metadata by newer exports does."""
+    if metadata is None:
+        import warnings
+
+        import runtimes
+        from .errors import UserError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                metadata = runtimes.load(weights, allow_foreign=True).metadata
+        except UserError:
+            return None  # the loader reports a bad file in its own words
+    src = (metadata or {}).get("source_checkpoint")
+    if not isinstance(src, dict) or not isinstance(src.get("file"), str):
         return None
+    from .checkpoint import CheckpointError, file_sha256, load_checkpoint
+
+    name = Path(src["file"]).name
+    label = f"its source checkpoint {name}"
+    for cand in (Path(weights).parent / name, REPO / "model" / "weights" / name):
+        if cand.is_file() and file_sha256(cand) == src.get("sha256"):
+            try:
+                return load_checkpoint(cand), label
+            except CheckpointError:
+                continue
+    if isinstance(src.get("data"), dict):  # written by exports since the source data is recorded in them
+        return {"data": src["data"], "train_args": src.get("train_split") or {}}, label
+    return None
+
+
+def overlap_error(weights, samples: Sequence, split: str, metadata: Optional[dict] = None) -> Optional[str]:
+    """A one-line error when `samples` include images the model file `weights` trained on, else None.
+    A .pt is its own record; an export is traced to its source checkpoint through its metadata (pass the
+    loaded Segmenter's `metadata`, or it is read from the file)."""
     from .checkpoint import CheckpointError, load_checkpoint
 
-    try:
-        ids = training_ids(load_checkpoint(weights))
-    except CheckpointError:
-        return None  # the loader reports a bad file in its own words
+    if Path(weights).suffix.lower() == ".pt":
+        try:
+            header, whose = load_checkpoint(weights), "this model's training set"
+        except CheckpointError:
+            return None  # the loader reports a bad file in its own words
+    else:
+        found = _export_source(weights, metadata)
+        if found is None:
+            return None
+        header, whose = found[0], f"this model's training set ({found[1]})"
+    ids = training_ids(header)
     if not ids:
         return None
     seen = sorted(ids & {s.id for s in samples})
     if not seen:
         return None
-    return (f"{weights}: {len(seen)} of the {len(samples)} '{split}' images (e.g. {seen[0]}) are in this model's "
-            f"training set, so the scores would be inflated; evaluate on data it did not train on, or pass "
+    return (f"{weights}: {len(seen)} of the {len(samples)} '{split}' images (e.g. {seen[0]}) are in {whose}, "
+            f"so the scores would be inflated; evaluate on data it did not train on, or pass "
             f"--allow-train-overlap to score them anyway")
 
 
-def refuse_training_images(weights, samples: Sequence, split: str) -> None:
-    """UserError (one line, naming --allow-train-overlap) when `samples` include images `weights` trained on."""
+def refuse_training_images(weights, samples: Sequence, split: str, metadata: Optional[dict] = None) -> None:
+    """UserError (one line, naming --allow-train-overlap) when `samples` include images `weights` trained on
+    (any model file: .pt, or an export traced to its source checkpoint)."""
     from .errors import UserError
 
-    leak = overlap_error(weights, samples, split)
+    leak = overlap_error(weights, samples, split, metadata)
     if leak:
         raise UserError(leak)

@@ -7,11 +7,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from model.errors import InputError
+
 from .base import ModelFileError, Segmenter
 
 from export.formats import FORMATS
 
 BACKENDS = {f.suffix: tuple(f.backend.split(":")) for f in FORMATS.values()}
+
+
+def check_threads(threads) -> int:
+    """InputError unless `threads` is a whole number from 0 (the runtime's default) to the CPU count."""
+    import numbers
+    import os
+
+    cpus = os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise InputError(f"threads={threads!r}: give a whole number, 0 (the runtime's default) to {cpus} (this machine's CPUs)")
+    threads = int(threads)
+    if not 0 <= threads <= cpus:
+        raise InputError(f"threads={threads}: give 0 (the runtime's default) or a count from 1 to {cpus} (this machine's CPUs)")
+    return threads
 
 
 def load(path, threads: int = 0, allow_foreign: bool = False) -> Segmenter:
@@ -21,14 +37,13 @@ def load(path, threads: int = 0, allow_foreign: bool = False) -> Segmenter:
     suffix = path.suffix.lower()
     if suffix not in BACKENDS:
         raise ModelFileError(f"{path}: unknown model suffix '{suffix}'; use one of {', '.join(sorted(BACKENDS))}")
+    check_threads(threads)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found; check the path or export it first")
     import importlib
 
     module, cls = BACKENDS[suffix]
-    if threads is None or threads < 0:
-        raise ModelFileError(f"threads={threads}: give 0 (the runtime's default) or a positive count")
-    return getattr(importlib.import_module(module), cls)(path, threads=threads, allow_foreign=allow_foreign)
+    return getattr(importlib.import_module(module), cls)(path, threads=int(threads), allow_foreign=allow_foreign)
 
 
 __all__ = ["load", "Segmenter", "ModelFileError", "BACKENDS"]

@@ -17,6 +17,12 @@ TOOLKIT = "aulunet-edge"  # metadata["toolkit"] of every file this toolkit's exp
 ASSUMED = (f"RGB resized to {INPUT_SIZE}x{INPUT_SIZE}, per-image min-max to [0, 1], one logit per pixel, "
            f"sigmoid, threshold {THRESHOLD}")
 
+# Bounds of a usable model header (checkpoint or export metadata), checked before anything is allocated:
+# the shipped widths are 5..60 and the input 256; a header beyond these is damaged or not an AULUNet.
+MAX_CHANNELS = 4096        # per stage
+MAX_INPUT_SIZE = 4096      # pixels per side
+RANGE_SLACK = 1e-3         # run(): how far outside the preprocessed range a value may lie (float rounding)
+
 # Lines of a runtime's message that say where in its C++ sources it failed, not why.
 _SOURCE_LINE = re.compile(r"^(Exception from |Check '.*' failed at )|\.(cpp|hpp|cc|cxx|h):\d+|^\[ ?[A-Z_]+ ?\]$")
 
@@ -27,6 +33,65 @@ def reason(exc: BaseException, limit: int = 160) -> str:
     useful = [ln for ln in lines if not _SOURCE_LINE.search(ln)]
     text = useful[0] if useful else (lines[-1] if lines else type(exc).__name__)
     return text[:limit]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def header_problem(config, preprocessing) -> Optional[str]:
+    """What makes a model header (a checkpoint's, or an export's metadata) unusable, as a phrase, or None.
+    Checked before a model is built or an input allocated: a config asking for 200,000 channels or a
+    20000x20000 input is refused here instead of allocating gigabytes. `config` may be None (foreign files)."""
+    stride = config.get("stem_stride", 1) if isinstance(config, dict) else 1
+    multiple = SIZE_MULTIPLE * (2 if stride == 2 else 1)  # a stride-2 stem halves once more
+
+    def side_problem(what: str, side) -> Optional[str]:
+        if not _is_int(side):
+            return f"{what} {side!r} is not a whole number of pixels"
+        if not (multiple <= side <= MAX_INPUT_SIZE and side % multiple == 0):
+            return f"{what} {side} is not a multiple of {multiple} between {multiple} and {MAX_INPUT_SIZE}"
+        return None
+
+    if not isinstance(preprocessing, dict) or not preprocessing:
+        return "its 'preprocessing' is empty or not a mapping"
+    size = preprocessing.get("input_size")
+    if not isinstance(size, (list, tuple)) or len(size) != 2:
+        return f"its preprocessing input_size {size!r} is not [side, side]"
+    for side in size:
+        problem = side_problem("its preprocessing input_size", side)
+        if problem:
+            return problem
+    if size[0] != size[1]:
+        return f"its preprocessing input_size {list(size)} is not square"
+    scale = preprocessing.get("scale", {"range": [0.0, 1.0]})
+    rng = scale.get("range") if isinstance(scale, dict) else None
+    if not (isinstance(rng, (list, tuple)) and len(rng) == 2 and all(map(_is_number, rng)) and rng[0] < rng[1]):
+        return f"its preprocessing scale {scale!r} has no [low, high] range"
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        return f"its config {type(config).__name__} is not a mapping"
+    channels = config.get("channels", (5, 10, 15, 25, 35, 60))
+    if not (isinstance(channels, (list, tuple)) and len(channels) == 6
+            and all(_is_int(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
+        return f"its config channels {channels!r} are not 6 stage widths between 1 and {MAX_CHANNELS}"
+    dilations = config.get("akf_dilations", (1, 2))
+    if not (isinstance(dilations, (list, tuple)) and 1 <= len(dilations) <= 8
+            and all(_is_int(d) and 1 <= d <= 64 for d in dilations)):
+        return f"its config akf_dilations {dilations!r} are not 1 to 8 dilations between 1 and 64"
+    for key, want in (("in_chans", 3), ("num_classes", 1)):
+        if config.get(key, want) != want or not _is_int(config.get(key, want)):
+            return f"its config {key} {config.get(key)!r} is not {want} (AULUNet segments RGB images into one class)"
+    if "input_size" in config:
+        problem = side_problem("its config input_size", config["input_size"])
+        if problem:
+            return problem
+    return None
 
 
 def as_rgb(image) -> np.ndarray:
@@ -78,6 +143,13 @@ class Segmenter:
         return int(self.metadata.get("preprocessing", PREPROCESSING)["input_size"][0]) or INPUT_SIZE
 
     @property
+    def input_range(self) -> Tuple[float, float]:
+        """The value range of a preprocessed input (metadata preprocessing.scale.range, [0, 1] for AULUNet)."""
+        scale = self.metadata.get("preprocessing", PREPROCESSING).get("scale") or PREPROCESSING["scale"]
+        lo, hi = scale.get("range", PREPROCESSING["scale"]["range"])
+        return float(lo), float(hi)
+
+    @property
     def threshold(self) -> float:
         return float(self.metadata.get("threshold", THRESHOLD))
 
@@ -111,13 +183,16 @@ class Segmenter:
             raise ModelFileError(f"{self.path}: its '{METADATA_KEY}' metadata is not valid JSON; re-export it with "
                                  f"{self.exporter}") from None
         ok = (isinstance(meta, dict) and meta.get("toolkit") == TOOLKIT and isinstance(meta.get("preprocessing"), dict)
-              and isinstance(meta["preprocessing"].get("input_size"), list) and isinstance(meta.get("threshold"), (int, float)))
+              and _is_number(meta.get("threshold")))
         if not ok:
             raise ModelFileError(f"{self.path}: its '{METADATA_KEY}' metadata lacks toolkit, preprocessing or threshold; "
                                  f"re-export it with {self.exporter}")
         if not 0.0 < float(meta["threshold"]) < 1.0:
             raise ModelFileError(f"{self.path}: its metadata threshold {meta['threshold']} is not a probability between "
                                  f"0 and 1; re-export it with {self.exporter}")
+        problem = header_problem(meta.get("config"), meta["preprocessing"])
+        if problem:
+            raise ModelFileError(f"{self.path}: bad '{METADATA_KEY}' metadata: {problem}; re-export it with {self.exporter}")
         self.metadata = meta
 
     def _check_input_shape(self, shape, layout: str = "NCHW") -> None:
@@ -145,8 +220,16 @@ class Segmenter:
         if not self.fixed_size and (x.shape[2] % SIZE_MULTIPLE or x.shape[3] % SIZE_MULTIPLE):
             raise InputError(f"{self.path}: input sides must be multiples of {SIZE_MULTIPLE}, got {x.shape[2]}x{x.shape[3]}; "
                              f"preprocess with model.preprocess.preprocess_image (or use predict())")
-        if not np.isfinite(np.add.reduce(x, axis=None)):  # one cheap pass: a NaN or inf anywhere makes the sum non-finite
+        if len(x) == 0:
+            raise InputError(f"{self.path}: run() got an empty batch (shape {x.shape}); pass at least one image")
+        low, high = float(x.min()), float(x.max())  # NaN propagates through both
+        if not (np.isfinite(low) and np.isfinite(high)):
             raise InputError("the batch holds NaN or infinite values; preprocess real images with model.preprocess.preprocess_image")
+        lo, hi = self.input_range
+        if low < lo - RANGE_SLACK or high > hi + RANGE_SLACK:
+            raise InputError(f"{self.path}: run() takes the preprocessed batch, values in [{lo:g}, {hi:g}], got "
+                             f"{low:.4g}..{high:.4g}; preprocess with model.preprocess.preprocess_image (or pass the "
+                             f"uint8 photo to predict())")
         out = self._run(x)
         if out.shape != (len(x), 1, *x.shape[2:]):
             raise RuntimeError(f"{self.path}: {self.name} returned logits of shape {tuple(out.shape)} for a batch "

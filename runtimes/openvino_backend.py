@@ -6,7 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 
+import hashlib
+import json
+import warnings
+
 from .base import METADATA_KEY, ModelFileError, Segmenter, reason
+
+BIN_SHA_KEY = "bin_sha256"  # metadata key: sha256 of the .bin the .xml was exported with (export/to_openvino.py)
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class OpenVinoSegmenter(Segmenter):
@@ -24,6 +34,7 @@ class OpenVinoSegmenter(Segmenter):
         except Exception as e:  # openvino raises RuntimeError subclasses with long messages
             raise self._load_failure("OpenVINO cannot read it", e, "export/to_openvino.py") from None
         self._set_metadata(model.get_rt_info([METADATA_KEY]).astype(str) if model.has_rt_info([METADATA_KEY]) else None)
+        self._check_weights_file()
         if len(model.inputs) != 1:
             raise ModelFileError(f"{self.path}: has {len(model.inputs)} inputs, AULUNet has one image input; re-export it with {self.exporter}")
         shape = model.input(0).get_partial_shape()
@@ -38,6 +49,32 @@ class OpenVinoSegmenter(Segmenter):
         except RuntimeError as e:  # the CPU plugin's message ends with its reason; the first lines are paths
             raise ModelFileError(f"{self.path}: OpenVINO's CPU plugin cannot compile it on this machine "
                                  f"({reason(e)}); use another format here") from None
+
+    def _check_weights_file(self) -> None:
+        """Refuse an .xml beside another model's .bin (same architecture, so OpenVINO reads it and returns the
+        other model's output). The hash is in the metadata of files exported since it was recorded; for older
+        files, the numerics JSON written beside the .xml by the exporter (when it is there and belongs to this
+        .xml) gives it; without either, the pair cannot be checked and the file loads with a warning."""
+        if self.metadata.get("foreign"):
+            return
+        weights = self.path.with_suffix(".bin")
+        want, where = self.metadata.get(BIN_SHA_KEY), "its metadata"
+        if want is None:
+            numerics = self.path.with_name(self.path.name + ".numerics.json")
+            try:
+                record = json.loads(numerics.read_text())
+                if record.get("sha256") == _sha256(self.path):
+                    want, where = (record.get("companion_sha256") or {}).get(".bin"), numerics.name
+            except (OSError, ValueError, AttributeError):
+                pass
+        if want is None:
+            warnings.warn(f"{self.path}: exported before the .bin's hash was recorded, so {weights.name} cannot be "
+                          f"checked to be its own weights; re-export it with {self.exporter} to record it", stacklevel=3)
+            return
+        if _sha256(weights) != want:
+            raise ModelFileError(f"{weights}: is not the weights file exported with {self.path.name} (its sha256 differs "
+                                 f"from the one in {where}); put the .bin exported with it beside the .xml, or re-export "
+                                 f"it with {self.exporter}")
 
     def _compile(self, batch: int):
         if batch not in self.compiled:

@@ -238,3 +238,74 @@ def test_threshold_outside_0_1_is_refused(tmp_path, shipped):
     onnx.save(m, str(tmp_path / "t0.onnx"))
     with pytest.raises(ModelFileError, match=r"t0\.onnx: its metadata threshold 0 is not a probability"):
         runtimes.load(tmp_path / "t0.onnx")
+
+
+# ------------------------------------------------------------------ run() on values, batches and threads it cannot take
+
+def test_run_refuses_unpreprocessed_values(seg):
+    """0..255 floats ran before (foreground 0.348 instead of 0.005); the metadata's range is [0, 1]."""
+    x = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
+    with pytest.raises(InputError, match=r"aulunet_v3_ph2\.onnx: run\(\) takes the preprocessed batch, values in \[0, 1\], "
+                                         r"got 0\.\d+\.\.25\d\.?\d*; preprocess with model\.preprocess\.preprocess_image "
+                                         r"\(or pass the uint8 photo to predict\(\)\)"):
+        seg.run(x * 255)
+    with pytest.raises(InputError, match=r"values in \[0, 1\], got -0\.5"):
+        seg.run(x - 0.5)
+    seg.run(np.clip(x * (1 + 1e-6), 0, 1 + 1e-6))  # float rounding of a min-max scale is within the slack
+
+
+@pytest.mark.parametrize("name", ["aulunet_v3_ph2.xml", "aulunet_v3_ph2.onnx", "aulunet_v3_ph2_int8.tflite"])
+def test_run_refuses_an_empty_batch(name):
+    s = runtimes.load(EXPORTS / name, threads=1)
+    with pytest.raises(InputError, match=rf"{name}: run\(\) got an empty batch \(shape \(0, 3, 256, 256\)\); pass at least one image"):
+        s.run(np.zeros((0, 3, 256, 256), np.float32))
+
+
+@pytest.mark.parametrize("threads,message", [
+    (1.5, r"threads=1\.5: give a whole number"), ("2", r"threads='2': give a whole number"),
+    (True, r"threads=True: give a whole number"), (None, r"threads=None: give a whole number"),
+    (-1, r"threads=-1: give 0 \(the runtime's default\) or a count from 1 to \d+ \(this machine's CPUs\)"),
+    (10 ** 6, r"threads=1000000: give 0 \(the runtime's default\) or a count from 1 to \d+"),
+])
+def test_load_refuses_thread_counts_it_cannot_use(threads, message):
+    with pytest.raises(InputError, match=message):
+        runtimes.load(EXPORTS / "aulunet_v3_ph2.onnx", threads=threads)
+    assert runtimes.load(EXPORTS / "aulunet_v3_ph2.onnx", threads=np.int64(1)).threads == 1
+
+
+# ------------------------------------------------------------------ headers that would allocate or misread, refused first
+
+BAD_HEADERS = [
+    ("config", {"channels": [200000] * 6}, r"its config channels \[200000, .*\] are not 6 stage widths between 1 and 4096"),
+    ("config", {"in_chans": 1}, r"its config in_chans 1 is not 3"),
+    ("config", {"num_classes": 2}, r"its config num_classes 2 is not 1"),
+    ("config", {"input_size": "big"}, r"its config input_size 'big' is not a whole number of pixels"),
+    ("preprocessing", {"input_size": [20000, 20000]}, r"input_size 20000 is not a multiple of 32 between 32 and 4096"),
+    ("preprocessing", {"input_size": ["256", "256"]}, r"input_size '256' is not a whole number of pixels"),
+    ("preprocessing", {"input_size": [100, 100]}, r"input_size 100 is not a multiple of 32"),
+    ("preprocessing", None, r"its 'preprocessing' is empty or not a mapping"),
+]
+
+
+@pytest.mark.parametrize("key,change,message", BAD_HEADERS)
+def test_checkpoint_header_out_of_bounds_is_refused_before_building(tmp_path, shipped, key, change, message):
+    ck = load_checkpoint(shipped)
+    ck[key] = {} if change is None else {**ck[key], **change}
+    torch.save(ck, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=rf"bad\.pt: .*{message}.*; the file is damaged or from another tool: retrain it"):
+        load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(ModelFileError, match=rf"bad\.pt: .*{message}"):
+        runtimes.load(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("key,change,message", BAD_HEADERS)
+def test_export_metadata_out_of_bounds_is_refused(tmp_path, key, change, message):
+    import onnx
+
+    m = onnx.load(str(EXPORTS / "aulunet_v3_ph2.onnx"))
+    meta = json.loads(m.metadata_props[0].value)
+    meta[key] = {} if change is None else {**meta[key], **change}
+    m.metadata_props[0].value = json.dumps(meta)
+    onnx.save(m, str(tmp_path / "bad.onnx"))
+    with pytest.raises(ModelFileError, match=rf"bad\.onnx: bad 'aulunet' metadata: .*{message}.*; re-export it with export/to_onnx\.py"):
+        runtimes.load(tmp_path / "bad.onnx")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +115,51 @@ def test_demo_refuses_the_models_training_images(shipped, ph2, tmp_path, capsys)
         demo_main(["--weights", str(shipped), "--data", str(ph2), "--split", "train", "--out", str(tmp_path)])
     assert "are in this model's training set" in str(e.value) and "--allow-train-overlap" in str(e.value)
     assert not (tmp_path / "metrics.json").exists()
+
+
+EXPORTS = Path(__file__).resolve().parents[1] / "exports"
+
+
+@pytest.mark.parametrize("name", ["aulunet_v3_ph2.onnx", "aulunet_v3_ph2_int8.onnx", "aulunet_v3_ph2.xml",
+                                  "aulunet_v3_ph2_int8.tflite"])
+def test_exports_are_refused_on_their_source_checkpoints_training_images(ph2, tmp_path, name):
+    """An export is traced to its source checkpoint through its metadata (file name + sha256): scoring the PH2
+    export on PH2 train (DSC 0.964 before) is refused by evaluate and demo like the .pt, and allowed with the flag."""
+    msg = (rf"{name}: 120 of the 120 'train' images \(e\.g\. IMD\d+\) are in this model's training set \(its source "
+           rf"checkpoint aulunet_v3_ph2\.pt\), so the scores would be inflated; .* --allow-train-overlap")
+    with pytest.raises(SystemExit, match=msg):
+        evaluate_main(["--weights", str(EXPORTS / name), "--data", str(ph2), "--split", "train", "--no-progress",
+                       "--json", str(tmp_path / "m.json")])
+    with pytest.raises(SystemExit, match=msg):
+        demo_main(["--weights", str(EXPORTS / name), "--data", str(ph2), "--split", "train", "--out", str(tmp_path / "d"),
+                   "--no-progress"])
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "d" / "metrics.json").exists()
+
+
+def test_export_overlap_is_allowed_with_the_flag_and_val_is_not_refused(ph2):
+    res = evaluate_main(["--weights", str(EXPORTS / "aulunet_v3_ph2.onnx"), "--data", str(ph2), "--split", "train",
+                         "--no-progress", "--allow-train-overlap"])
+    assert res["n_images"] == 120 and res["dsc"] > 0.95
+    assert evaluate_main(["--weights", str(EXPORTS / "aulunet_v3_ph2.onnx"), "--data", str(ph2), "--no-progress"])["n_images"] == 30
+
+
+def test_export_without_its_checkpoint_is_traced_by_the_data_in_its_metadata(ph2, tmp_path):
+    """An export copied away from model/weights/ whose metadata records the training data (new exports) is
+    refused too; an old export whose checkpoint is nowhere cannot be traced and is scored."""
+    import onnx
+
+    from model.provenance import overlap_error
+    from model.data import open_dataset
+
+    train = open_dataset(ph2).subset("train")
+    m = onnx.load(str(EXPORTS / "aulunet_v3_ph2.onnx"))
+    meta = json.loads(m.metadata_props[0].value)
+    ck = load_checkpoint(EXPORTS.parent / "model" / "weights" / "aulunet_v3_ph2.pt")
+    orphan = {**meta, "source_checkpoint": {**meta["source_checkpoint"], "file": "elsewhere.pt"}}
+    assert overlap_error(tmp_path / "x.onnx", train, "train", orphan) is None
+    traced = {**meta, "source_checkpoint": {**orphan["source_checkpoint"], "data": ck["data"],
+                                            "train_split": {"seed": ck["train_args"]["seed"]}}}
+    m.metadata_props[0].value = json.dumps(traced)
+    onnx.save(m, str(tmp_path / "copy.onnx"))
+    err = overlap_error(tmp_path / "copy.onnx", train, "train")  # metadata read from the file
+    assert "120 of the 120 'train' images" in err and "its source checkpoint elsewhere.pt" in err

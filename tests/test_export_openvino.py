@@ -1,5 +1,6 @@
 """OpenVINO exports of the shipped checkpoint, run in the OpenVINO CPU plugin and compared with PyTorch."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +60,56 @@ def test_openvino_int8_runs_convolutions_in_u8(ov_exports):
     convs = [op.get_rt_info()["runtimePrecision"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()
              if op.get_rt_info()["layerType"].astype(str) == "Convolution"]
     assert convs and all(p in ("u8", "i8") for p in convs), convs
+
+
+def _copy_pair(src_dir, stem, dst_dir, with_numerics=True):
+    import shutil
+
+    for suffix in (".xml", ".bin") + ((".xml.numerics.json",) if with_numerics else ()):
+        shutil.copy(src_dir / f"{stem}{suffix}", dst_dir / f"{stem}{suffix}")
+    return dst_dir / f"{stem}.xml"
+
+
+def test_an_xml_beside_another_models_bin_is_refused(tmp_path):
+    """PH2 and ISIC 2018 have the same architecture, so OpenVINO reads either .bin with either .xml; the hash of the
+    .bin recorded at export tells them apart. The committed files predate the hash in the metadata: their
+    numerics JSON (beside them, naming the .xml's own sha256) gives it."""
+    exports = Path(__file__).resolve().parents[1] / "exports"
+    ph2 = _copy_pair(exports, "aulunet_v3_ph2", tmp_path)
+    isic = _copy_pair(exports, "aulunet_v3_isic2018", tmp_path)
+    x = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
+    good = runtimes.load(ph2, threads=1).run(x)
+    ph2.with_suffix(".bin").write_bytes(isic.with_suffix(".bin").read_bytes())
+    with pytest.raises(runtimes.ModelFileError, match=rf"^{tmp_path}/aulunet_v3_ph2\.bin: is not the weights file exported "
+                                                      rf"with aulunet_v3_ph2\.xml \(its sha256 differs from the one in "
+                                                      rf"aulunet_v3_ph2\.xml\.numerics\.json\); put the \.bin exported "
+                                                      rf"with it beside the \.xml, or re-export it with export/to_openvino\.py$"):
+        runtimes.load(ph2)
+    # without its numerics JSON an old file cannot be checked: it loads, with a warning that says so
+    (tmp_path / "aulunet_v3_ph2.xml.numerics.json").unlink()
+    with pytest.warns(UserWarning, match=r"exported before the \.bin's hash was recorded, so aulunet_v3_ph2\.bin cannot be checked"):
+        swapped = runtimes.load(ph2, threads=1)
+    assert not np.allclose(swapped.run(x), good, atol=1e-3)  # what the check prevents: the other model's output
+
+
+def test_new_exports_record_the_bin_hash_in_the_xml(tmp_path):
+    """A fresh export carries the .bin's sha256 in its own metadata: checked without any JSON beside it."""
+    from export.cli import run
+    from model.checkpoint import load_checkpoint
+
+    import torch
+
+    shipped = Path(__file__).resolve().parents[1] / "model" / "weights" / "aulunet_v3_ph2.pt"
+    ck = load_checkpoint(shipped)
+    nodata = tmp_path / "nodata.pt"
+    torch.save({**ck, "data": {**ck["data"], "root": "/nonexistent", "split_hash": "0" * 16}}, nodata)
+    run("openvino", build, ["--weights", str(nodata), "--out", str(tmp_path / "a" / "m.xml"), "--eval-count", "1"])
+    xml = tmp_path / "a" / "m.xml"
+    assert runtimes.load(xml).metadata["bin_sha256"] == file_sha256(tmp_path / "a" / "m.bin")
+    (tmp_path / "a" / "m.xml.numerics.json").unlink()
+    bin_path = xml.with_suffix(".bin")
+    exports = Path(__file__).resolve().parents[1] / "exports"
+    bin_path.write_bytes((exports / "aulunet_v3_isic2018.bin").read_bytes())
+    with pytest.raises(runtimes.ModelFileError, match=r"m\.bin: is not the weights file exported with m\.xml \(its sha256 "
+                                                      r"differs from the one in its metadata\)"):
+        runtimes.load(xml)

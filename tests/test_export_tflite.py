@@ -14,6 +14,7 @@ pytest.importorskip("litert_torch")
 from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 
 from export.to_tflite import build  # noqa: E402
+from test_export_cli import ckpt64  # noqa: E402,F401  (a checkpoint trained at --size 64)
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +82,17 @@ def test_tflite_metadata_batch_and_errors(tfl_exports, shipped, tmp_path):
     cut.write_bytes((out / "m_none.tflite").read_bytes()[:5000])
     with pytest.raises(runtimes.ModelFileError, match=r"cut\.tflite: LiteRT cannot load it .*export/to_tflite\.py"):
         runtimes.load(cut)
+
+
+def test_checkpoint_at_64_exports_to_tflite_and_runs_at_its_size(ckpt64, tmp_path):
+    """A checkpoint trained at --size 64: the NHWC file takes (1,64,64,3), runtimes.load runs it at 64."""
+    from export.cli import run
+
+    n = run("tflite", build, ["--weights", str(ckpt64), "--out", str(tmp_path / "m.tflite"), "--eval-count", "2"])
+    assert n["passed"] and n["input_size"] == 64
+    seg = runtimes.load(tmp_path / "m.tflite", threads=1)
+    assert seg.input_size == 64 and list(seg.input["shape"]) == [1, 64, 64, 3]
+    x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    # LiteRT (XNNPACK) vs PyTorch: different float32 kernels on O(1) logits; 1e-4 is ~100 float32 ulps there
+    np.testing.assert_allclose(seg.run(x), runtimes.load(ckpt64, threads=1).run(x), rtol=1e-4, atol=1e-4)
+    assert seg.predict(np.random.default_rng(1).integers(0, 255, (50, 70, 3), dtype=np.uint8))[1].shape == (50, 70)
