@@ -6,7 +6,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from model.data import DataError, IMAGE_EXTS, Sample, load_arrays, open_dataset
+from model.data import DataError, Sample, image_files, load_arrays, open_dataset
 from model.errors import UserError
 
 
@@ -52,7 +52,7 @@ def calibration_set(calib: Optional[str], ckpt: Dict, limit: int = 0, size: int 
             samples = ds.subset("train") if "train" in ds.splits else ds.samples
             source = {"data": folder.name, "split": "train" if "train" in ds.splits else "all"}
         except DataError:
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            files = image_files(folder)  # the loader's own rule: ISIC's *_superpixels maps are not photos
             if not files:
                 raise CalibrationError(f"{folder}: no images (.png/.jpg/.bmp) to calibrate on; put real lesion images there") from None
             samples = [Sample(p.stem, p, None) for p in files]

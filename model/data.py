@@ -91,7 +91,8 @@ class Skipped(Counter):
         return ", ".join(f"{n} {why}" for why, n in sorted(self.items()))
 
 
-def _images_in(folder: Path, skipped: Optional[Skipped] = None) -> List[Path]:
+def image_files(folder: Path, skipped: Optional[Skipped] = None) -> List[Path]:
+    """The image files the loader reads in `folder`, sorted (the rest is counted in `skipped` when given)."""
     out = []
     for p in sorted(folder.iterdir()):
         if not p.is_file():
@@ -115,7 +116,7 @@ def _find_mask(mask_dir: Path, stem: str) -> Optional[Path]:
 def _pairs(image_dir: Path, mask_dir: Optional[Path], split: Optional[str] = None,
            skipped: Optional[Skipped] = None) -> List[Sample]:
     out = []
-    for img in _images_in(image_dir, skipped):
+    for img in image_files(image_dir, skipped):
         mask = _find_mask(mask_dir, img.stem) if mask_dir is not None else None
         out.append(Sample(img.stem, img, mask, split))
     return out
@@ -147,7 +148,7 @@ def _ph2(root: Path) -> List[Sample]:
     samples = []
     for case in sorted(p for p in base.iterdir() if p.is_dir() and re.match(r"IMD\d+$", p.name)):
         img_dir = case / f"{case.name}_Dermoscopic_Image"
-        imgs = _images_in(img_dir) if img_dir.is_dir() else []
+        imgs = image_files(img_dir) if img_dir.is_dir() else []
         if not imgs:
             raise DataError(f"{img_dir}: no dermoscopic image; restore {case.name}.bmp from the PH2 archive")
         les_dir = case / f"{case.name}_lesion"

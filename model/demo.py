@@ -54,7 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
     import runtimes
     from model.checkpoint import atomic_write_text
-    from model.data import DataError, load_mask, load_rgb, open_dataset
+    from model.data import DataError, load_sample, open_dataset
     from model.synthetic import is_synthetic, write_synthetic_dataset
     from model.visualize import figure_grid
 
@@ -78,8 +78,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             refuse_training_images(args.weights, samples, split, seg.metadata)
         res = evaluate_samples(seg, samples, progress=not args.no_progress)
         shown = samples[: args.figures]
-        rgbs = [load_rgb(s.image) for s in shown]
-        gts = [load_mask(s.mask, r.shape[:2]) for s, r in zip(shown, rgbs)]
+        pairs = [load_sample(s) for s in shown]  # EXIF orientation applied to both, as evaluation does
+        rgbs, gts = [r for r, _ in pairs], [m for _, m in pairs]
     except (DataError, runtimes.ModelFileError) as e:
         raise SystemExit(f"error: {e}")
     preds = [seg.predict(r)[1] for r in rgbs]

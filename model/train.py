@@ -39,7 +39,7 @@ import torch
 from model.aulunet import build_model, get_config
 from model.augment import augment
 from model.checkpoint import FORMAT, TOOLKIT_VERSION, atomic_write_text, load_checkpoint, save_atomic
-from model.clitools import HelpFormatter, check_ranges, user_errors
+from model.clitools import HelpFormatter, check_ranges, check_threads, user_errors
 from model.data import DataError, load_arrays, open_dataset
 from model.errors import CheckpointError, UserError
 from model.preprocess import SIZE_MULTIPLE
@@ -143,7 +143,7 @@ def remove_if_empty(out: Path) -> None:
         pass
 
 
-def check_numbers(args) -> None:
+def check_numbers(args, stem_stride: int = 1) -> None:
     """The flags' values both trainers share (after --size is resolved)."""
     check_ranges(args, {"epochs": 1, "batch_size": 1, "min_lr": 0.0, "weight_decay": 0.0, "restart_tmax": 1,
                         "size": SIZE_MULTIPLE, "limit_train": 0, "limit_val": 0, "threads": 0, "stop_after": 0,
@@ -157,8 +157,12 @@ def check_numbers(args) -> None:
         raise UserError(f"--min-lr {args.min_lr:g} is above --lr {args.lr:g}; the schedule anneals from --lr down to --min-lr")
     if args.batch_size == 1:
         raise UserError("--batch-size 1: BatchNorm needs more than one image per batch to train; use --batch-size 2 or more")
-    if args.size % SIZE_MULTIPLE:
-        raise UserError(f"--size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
+    multiple = SIZE_MULTIPLE * stem_stride
+    if args.size % multiple:
+        halvings = "five times" if stem_stride == 1 else "six times (a stride-2 stem, then five stages)"
+        raise UserError(f"--size {args.size}: give a multiple of {multiple} (the model halves the resolution {halvings})")
+    if args.threads:
+        check_threads(args.threads)
 
 
 def run_meta(args, name: str, cfg, ds, n_train: int, n_val: int, drop=(), **train_args) -> dict:
@@ -268,7 +272,7 @@ def main(argv=None) -> dict:
         raise UserError(e.args[0]) from None
     if args.size == 0:
         args.size = cfg.input_size
-    check_numbers(args)
+    check_numbers(args, cfg.stem_stride)
     if args.seeds is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from model.multiseed import main as multiseed_main  # K seeds in one process, or torchrun
 

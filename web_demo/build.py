@@ -169,12 +169,12 @@ def build(out: Path = DIST, exports: Optional[Path] = None, model: Optional[Path
         if fmt is None:
             raise BuildError(f"{model}: the page runs .onnx (onnxruntime-web) or .tflite (LiteRT.js) files; pass one of those")
         if not model.is_file():
-            raise BuildError(f"{model}: model file not found; check --model or export it first (python export/all.py)")
+            raise BuildError(f"{model}: model file not found; check --model or export it first (python export/all.py --update-results)")
         chosen = [(model, fmt, None)]
     else:
         default = models.default_file(exports)
         if not default.is_file():
-            raise BuildError(f"{default}: the page's default model is missing; export it (python export/all.py) "
+            raise BuildError(f"{default}: the page's default model is missing; export it (python export/all.py --update-results) "
                              f"or pass --exports DIR / --model FILE")
         chosen = [(p, f, q) for p, (f, q) in zip(models.offered_files(exports), models.OFFERED) if p.is_file()]
     entries = [model_entry(p, f, q, verbose) for p, f, q in chosen]
