@@ -214,9 +214,9 @@ def read_progress(path: Path) -> dict:
 
 @user_errors
 def main(argv=None) -> dict:
-    from model.clitools import HelpFormatter
+    from model.clitools import ArgumentParser, HelpFormatter
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[1:]))
     p.add_argument("--state", default=str(REPO / "runs" / "gpu_protocol"), help="state folder, kept between calls (resumable)")
     p.add_argument("--data-root", default=str(REPO / "data"), help="folder holding the datasets named in --plan")

@@ -10,7 +10,6 @@ benchmarks/results/ copies that docs/generate.py reads.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -22,7 +21,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from model.errors import UserError
 from model.safeio import atomic_write_bytes, atomic_write_text, ensure_writable_dir, guard_committed
 from model.shipped import DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
@@ -174,7 +173,7 @@ def heatmap(res: Dict, path: Path) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from model.corruptions import CORRUPTIONS, SEVERITY_LEVELS
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--models", default=None,
                    help="comma-separated model files (default: the default checkpoint and each of its exports in exports/)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset root (its test split is corrupted)")
@@ -183,7 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--corruptions", default="all", help=f"comma-separated subset of: {', '.join(CORRUPTIONS)}")
     p.add_argument("--severities", default="1,2,3", help="comma-separated severities (1..3)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads per runtime")
-    p.add_argument("--out", default=None, help=f"folder for robustness.json/.md/.png (default: outputs/robustness/)")
+    p.add_argument("--out", default=None, help="folder for robustness.json/.md/.png (default: outputs/robustness/)")
     p.add_argument("--update-results", action="store_true", help="write the committed benchmarks/results/ copies")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verbose(p)

@@ -21,7 +21,6 @@ comes from web_demo/results/chromium_wasm.json, which web_demo/bench.py writes (
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import statistics
@@ -325,10 +324,10 @@ def stale(files: Sequence[Path] = FILES) -> List[Path]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
-    from model.clitools import HelpFormatter
+    from model.clitools import ArgumentParser, HelpFormatter
     from model.safeio import atomic_write_text
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is out of date")
     args = p.parse_args(argv)
     changed = stale()

@@ -6,7 +6,6 @@ Writes each artifact with its numerics JSON, plus <out>/<model>.summary.json and
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import traceback
@@ -43,9 +42,9 @@ def summary_markdown(rows: List[Dict]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
-    from model.clitools import HelpFormatter, add_verbose
+    from model.clitools import ArgumentParser, HelpFormatter, add_verbose
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
                                 epilog="Each export is checked in its own runtime against PyTorch and written only if it "
                                        "passes its gates; one that fails is reported and the others go on (exit code 1).")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint to export (written by model/train.py)")

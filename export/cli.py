@@ -29,10 +29,10 @@ UPDATE_FLAG = "--update-results"
 
 
 def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    from model.clitools import HelpFormatter, add_verbose, check_ranges
+    from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges
     from model.errors import UserError
 
-    p = argparse.ArgumentParser(prog=fmt.script, formatter_class=HelpFormatter,
+    p = ArgumentParser(prog=fmt.script, formatter_class=HelpFormatter,
                                 description=f"Export an AULUNet checkpoint to {fmt.title} ({fmt.suffix}) and check parity "
                                             f"against PyTorch; the file is written only if every gate passes.")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint written by model/train.py")
@@ -259,10 +259,10 @@ def script_main(fmt_key: str, build: Callable) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """`python export/cli.py FORMAT [exporter flags]`: the same as export/to_<format>.py."""
-    from model.clitools import HelpFormatter
+    from model.clitools import ArgumentParser, HelpFormatter
 
     exporters = {k: f for k, f in FORMATS.items() if f.script.startswith("export/")}
-    p = argparse.ArgumentParser(prog="export/cli.py", formatter_class=HelpFormatter,
+    p = ArgumentParser(prog="export/cli.py", formatter_class=HelpFormatter,
                                 description=__doc__.split("\n\n")[0] + "\n\nRun an exporter through it: "
                                 + ", ".join(f"{k} = {f.script}" for k, f in exporters.items())
                                 + ".\nFlags after FORMAT go to the exporter (FORMAT --help lists them).")

@@ -308,10 +308,10 @@ def markdown(res: Optional[Dict], earlier: bool = False) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    from model.clitools import HelpFormatter, add_verbose, check_ranges, user_errors
+    from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, user_errors
     from model.safeio import atomic_write_text
 
-    p = argparse.ArgumentParser(prog="export/int8_recipes.py", formatter_class=HelpFormatter,
+    p = ArgumentParser(prog="export/int8_recipes.py", formatter_class=HelpFormatter,
                                 description=__doc__.split("\n\n", 1)[1].strip())
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint written by model/train.py")
     p.add_argument("--formats", default=",".join(INT8_FORMATS), help=f"comma list of {', '.join(INT8_FORMATS)}")

@@ -9,7 +9,6 @@ overlays.png (input | ground truth | prediction, like the paper's Figure 3).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Dict, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from model.evaluate import DEFAULT_DATA, DEFAULT_WEIGHTS, evaluate_samples
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +34,7 @@ def metrics_markdown(res: Dict, label: str) -> str:
 
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="model file to evaluate (.pt or any exported format)")
     p.add_argument("--data", default=None, help=f"dataset root (default: {DEFAULT_DATA.relative_to(REPO.parent)} when "
                                                 "present, else 6 synthetic images, labelled so); a path that does not "

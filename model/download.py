@@ -13,7 +13,6 @@ member) and every member must stay inside the destination: a zip bomb or a zip-s
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import HelpFormatter, user_errors  # noqa: E402
+from model.clitools import ArgumentParser, HelpFormatter, user_errors  # noqa: E402
 from model.errors import UserError  # noqa: E402
 
 BASE_URL = "https://isic-challenge-data.s3.amazonaws.com"
@@ -287,7 +286,7 @@ def download(dataset: str, dest, base_url: str = BASE_URL, keep_archives: bool =
 
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("dataset", choices=sorted(ARCHIVES), help="which challenge's Task 1 archives")
     p.add_argument("--dest", default=None, help="target folder (default: data/<dataset> in the repository)")
     p.add_argument("--base-url", default=BASE_URL, help="where the archives are served")

@@ -7,7 +7,6 @@ Jaccard set to 0 below 0.65, then averaged: the ISIC 2018 leaderboard metric). `
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from model.data import DataError, Sample, load_arrays, open_dataset  # noqa: F401  (DataError: re-exported)
 from model.metrics import PooledMetrics
 
@@ -48,7 +47,7 @@ def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progr
 
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="model file (.pt, or any format runtimes.load opens)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset root: images/ + masks/ (+ split.json), ISIC or PH2 layout")
     p.add_argument("--split", default="val", help="train, val, test or all")

@@ -11,7 +11,6 @@ Then `python model/protocol.py --models NAME --save` scores test once and the un
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Dict, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from model.errors import UserError
 from model.shipped import SHARED_DATA, WEIGHTS_DIR
 
@@ -145,7 +144,7 @@ def _remove_run(run: Path) -> str:
 
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("run", help="run folder written by model/train.py (best.pt, last.pt, log.json)")
     p.add_argument("--name", required=True, help="shipped name, e.g. aulunet_v3_isic2018 (files NAME.pt, NAME.*.json, NAME.curve.png)")
     p.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="where shipped checkpoints live")

@@ -12,7 +12,6 @@ model/weights/protocol_results.json (the rows of the models evaluated, the other
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import HelpFormatter, add_verbose, quiet, user_errors
+from model.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors
 from model.errors import UserError
 
 from model.shipped import REPO, SHARED_DATA as DATA, WEIGHTS_DIR as WEIGHTS  # noqa: E402
@@ -80,7 +79,7 @@ def markdown(rows: Sequence[Dict]) -> str:
 
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--models", default=",".join(m for m in EVALUATIONS if (WEIGHTS / f"{m}.pt").is_file()),
                    help=f"comma-separated shipped checkpoints, from {', '.join(EVALUATIONS)} (default: those present)")
     p.add_argument("--data-root", default=str(DATA), help="folder holding isic2018/, isic2017/ and ph2/")

@@ -6,7 +6,6 @@ gate arithmetic are not counted by thop, as in the reference's figure).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ if __package__ in (None, ""):
 import torch
 
 from model.aulunet import build_model, list_models
-from model.clitools import HelpFormatter, check_ranges, user_errors
+from model.clitools import ArgumentParser, HelpFormatter, check_ranges, user_errors
 from model.preprocess import SIZE_MULTIPLE
 
 
@@ -43,7 +42,7 @@ def markdown(rows: Dict[str, Dict]) -> str:
 
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--variant", default="all", help="v1, v2, v3, a registry name, or all")
     p.add_argument("--size", type=int, default=256,
                    help="square input side the MACs are counted at (the paper's figures are at 256; a multiple of 32)")

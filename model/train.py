@@ -39,7 +39,7 @@ import torch
 from model.aulunet import build_model, get_config
 from model.augment import augment
 from model.checkpoint import FORMAT, TOOLKIT_VERSION, atomic_write_text, load_checkpoint, save_atomic
-from model.clitools import HelpFormatter, check_ranges, check_threads, user_errors
+from model.clitools import ArgumentParser, HelpFormatter, check_ranges, check_threads, user_errors
 from model.data import DataError, load_arrays, open_dataset
 from model.errors import CheckpointError, UserError
 from model.preprocess import SIZE_MULTIPLE
@@ -229,7 +229,7 @@ def evaluate_arrays(model, x: torch.Tensor, y: np.ndarray, batch: int = 16) -> d
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset root (generic, ISIC or PH2 layout)")
     p.add_argument("--variant", default="v3", help="registry name, e.g. v3 or aulunet_v3_baseline")
     p.add_argument("--epochs", type=int, default=400, help="training epochs (the paper's 400)")
@@ -282,7 +282,7 @@ def main(argv=None) -> dict:
     out = Path(args.out or REPO / "runs" / f"{name}_{args.schedule}_s{args.seed}")
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: is a file, not a run folder; pass --out with a folder")
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    last_path = out / "last.pt"
     ck = None
     if args.resume:
         if not last_path.is_file():
@@ -337,7 +337,7 @@ def _train(args, name, out, ck, ds, train_s, val_s, xtr, ytr, xva, yva, device, 
     gen = torch.Generator().manual_seed(args.seed)
     start, best, history = 0, {"dsc": -1.0}, []
 
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    last_path = out / "last.pt"
     if ck is not None:
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])

@@ -1,4 +1,4 @@
-"""--help of every command-line entry point: each flag says what it does and its default (issue 11)."""
+"""--help of every command-line entry point: each flag says what it does and its default and argparse's errors in one line."""
 import argparse
 import importlib
 import runpy
@@ -9,11 +9,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# module, how to reach its parser (main(argv) unless noted)
-ENTRY_POINTS = ["model.train", "model.evaluate", "model.demo", "model.summary", "model.download", "export.all",
-                "export.cli", "export.to_onnx", "export.to_openvino", "export.to_tflite", "benchmarks.run",
-                "benchmarks.runner", "benchmarks.profile_ops", "benchmarks.train_speed", "android_demo/tools/copy_model.py",
-                "android_demo/tools/make_golden.py"]
+# Every command-line entry point, discovered: each script of the toolkit's folders that runs as __main__.
+ENTRY_FOLDERS = ("model", "export", "runtimes", "benchmarks", "web_demo", "android_demo/tools", "docs")
+ENTRY_POINTS = sorted(str(p.relative_to(REPO)) for d in ENTRY_FOLDERS for p in (REPO / d).rglob("*.py")
+                      if "node_modules" not in p.parts and 'if __name__ == "__main__":' in p.read_text())
 
 
 class _Got(Exception):
@@ -21,7 +20,8 @@ class _Got(Exception):
 
 
 def parser_of(entry, monkeypatch) -> argparse.ArgumentParser:
-    """The ArgumentParser an entry point builds, caught at parse_args (nothing runs)."""
+    """The ArgumentParser an entry point builds, caught at parse_args (nothing runs): the script is run as
+    __main__ with no arguments, as a user would start it."""
     seen = {}
 
     def capture(self, args=None, namespace=None):
@@ -29,23 +29,30 @@ def parser_of(entry, monkeypatch) -> argparse.ArgumentParser:
         raise _Got
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    monkeypatch.setattr(sys, "argv", [entry])
     try:
-        if entry.endswith(".py"):
-            monkeypatch.setattr(sys, "argv", [entry])
-            mod = runpy.run_path(str(REPO / entry), run_name="not_main")
-            mod["main"]([])
-        elif entry in ("export.to_onnx", "export.to_openvino", "export.to_tflite"):
-            from export.cli import parse_args
-            from export.formats import FORMATS
-
-            parse_args(FORMATS[entry.split("_")[-1]], [])
-        elif entry == "model.train":
-            importlib.import_module(entry).parse_args([])
-        else:
-            importlib.import_module(entry).main([])
+        runpy.run_path(str(REPO / entry), run_name="__main__")
     except _Got:
         return seen["parser"]
     raise AssertionError(f"{entry} never parsed its arguments")
+
+
+def test_entry_points_are_discovered():
+    assert len(ENTRY_POINTS) >= 25 and "model/train.py" in ENTRY_POINTS and "export/to_tflite.py" in ENTRY_POINTS
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_a_bad_flag_is_one_line_and_exit_1(entry, monkeypatch):
+    """argparse's own errors (unknown flag, bad value) take the toolkit's form: one line, exit code 1."""
+    from model.clitools import ArgumentParser
+
+    parser = parser_of(entry, monkeypatch)
+    monkeypatch.undo()
+    assert isinstance(parser, ArgumentParser), f"{entry}: builds a plain argparse parser; use model.clitools.ArgumentParser"
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(["--no-such-flag"])
+    msg = str(e.value.code)
+    assert msg.startswith("error: ") and "\n" not in msg, f"{entry}: {msg!r}"
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)

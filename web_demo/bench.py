@@ -14,7 +14,6 @@ passes parity. Writes web_demo/results/chromium_wasm.{json,md} and the table in 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from benchmarks.runner import device_facts  # noqa: E402
-from model.clitools import HelpFormatter, add_verbose, check_ranges, quiet, user_errors  # noqa: E402
+from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors  # noqa: E402
 from model.errors import UserError  # noqa: E402
 from model.safeio import atomic_write_text  # noqa: E402
 from web_demo import models  # noqa: E402
@@ -253,8 +252,8 @@ def update_doc(doc: Path, table: str) -> None:
 
 @user_errors
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--rounds", type=int, default=3)
+    p = ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds over every page and thread count")
     p.add_argument("--runs", type=int, default=30, help="timed runs per page (>= 20)")
     p.add_argument("--warmup", type=int, default=5, help="warm-up runs per page (at least)")
     p.add_argument("--warmup-s", type=float, default=3.0,
@@ -263,8 +262,12 @@ def main(argv=None) -> None:
     p.add_argument("--parity-images", type=int, default=5, help="val photos per dataset (PH2, ISIC 2018) for parity")
     p.add_argument("--note", default="", help="what else ran on the machine (goes into the results)")
     p.add_argument("--site", default=str(REPO / "web_demo" / "dist"), help="where the site is assembled")
-    p.add_argument("--out", default=str(RESULTS / "chromium_wasm.json"))
-    p.add_argument("--doc", default=str(DOC), help="Markdown file whose marked section gets the table ('' to skip)")
+    p.add_argument("--out", default=None, help="results JSON (default: outputs/web/chromium_wasm.json; "
+                   "--update-results: the committed benchmarks/results/chromium_wasm.json)")
+    p.add_argument("--doc", default=None, help="Markdown file whose marked section gets the table "
+                   "(default: none; --update-results: docs/web.md)")
+    p.add_argument("--update-results", action="store_true",
+                   help="write the committed results and docs/web.md's table instead of outputs/web/")
     p.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the --out JSON, measure nothing")
     add_verbose(p)
     args = p.parse_args(argv)
@@ -275,7 +278,15 @@ def main(argv=None) -> None:
         threads = []
     if not threads or min(threads) < 1:
         raise UserError(f"--threads {args.threads}: give comma-separated positive counts, e.g. 1,2")
-    out = Path(args.out)
+    from model.safeio import guard_committed
+
+    if args.update_results and (args.out or args.doc):
+        raise UserError("--update-results writes benchmarks/results/chromium_wasm.json and docs/web.md; drop --out/--doc")
+    out = RESULTS / "chromium_wasm.json" if args.update_results else Path(args.out or REPO / "outputs" / "web" / "chromium_wasm.json")
+    doc = DOC if args.update_results else (Path(args.doc) if args.doc else None)
+    for path in (out, out.with_suffix(".md"), doc):
+        if path is not None:
+            guard_committed(path, "--update-results", args.update_results, "pass --out/--doc under outputs/")
     if args.render_only:
         if not out.is_file():
             raise UserError(f"--out {out}: no results to render; run without --render-only first")
@@ -285,8 +296,8 @@ def main(argv=None) -> None:
         atomic_write_text(out, json.dumps(res, indent=1) + "\n")
     table = markdown(res)
     atomic_write_text(out.with_suffix(".md"), table)
-    if args.doc:
-        update_doc(Path(args.doc), table)
+    if doc is not None:
+        update_doc(doc, table)
     print(table)
     d = choose_default(res)
     if d["chosen"] and d["chosen"]["file"] != d["shipped"]:

@@ -7,7 +7,6 @@ page's Content-Security-Policy (`connect-src 'self'` etc.) gets the hash of its 
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
@@ -21,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from model.clitools import HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
+from model.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
 from model.errors import OutputError, UserError  # noqa: E402
 from model.safeio import OWNED_MANIFEST, OwnedFolder, atomic_write_text  # noqa: E402
 from web_demo import models  # noqa: E402
@@ -221,8 +220,8 @@ def build(out: Path = DIST, exports: Optional[Path] = None, model: Optional[Path
 
 @user_errors
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--out", default=str(DIST))
+    p = ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--out", default=str(DIST), help="folder for the site: new, empty, or one this tool built before")
     p.add_argument("--exports", default=None, help=f"folder of exported models (default {models.EXPORTS})")
     p.add_argument("--model", default=None, help="serve only this .onnx or .tflite file")
     add_verbose(p)

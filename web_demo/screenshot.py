@@ -5,7 +5,6 @@ input and saves the page as a PNG (for docs/web.md and the README).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from model.clitools import HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
+from model.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
 from model.errors import UserError  # noqa: E402
 
 DEFAULT_PHOTO = REPO.parent / "shared" / "data" / "ph2" / "images" / "IMD002.jpg"
@@ -25,13 +24,21 @@ def main(argv=None) -> None:
     from web_demo.build import DIST, build
     from web_demo.serve import Server
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--photo", default=str(DEFAULT_PHOTO), help="the photo to segment")
-    p.add_argument("--out", default=str(REPO / "docs" / "web_demo.png"))
+    p.add_argument("--out", default=None, help="the PNG (default: outputs/web/web_demo.png; --update-results: the "
+                   "committed docs/web_demo.png)")
+    p.add_argument("--update-results", action="store_true", help="replace the committed docs/web_demo.png")
     p.add_argument("--site", default=str(DIST), help="where the site is assembled")
     add_verbose(p)
     args = p.parse_args(argv)
-    photo, out = Path(args.photo), Path(args.out)
+    from model.safeio import atomic_copy, guard_committed
+
+    photo = Path(args.photo)
+    if args.update_results and args.out:
+        raise UserError("--update-results writes docs/web_demo.png; drop --out")
+    out = REPO / "docs" / "web_demo.png" if args.update_results else Path(args.out or REPO / "outputs" / "web" / "web_demo.png")
+    guard_committed(out, "--update-results", args.update_results, "pass --out under outputs/")
     if not photo.is_file():
         raise UserError(f"--photo {photo}: file not found; pass a photo (default: a PH2 image in ../shared)")
     if out.suffix.lower() != ".png":
@@ -43,10 +50,12 @@ def main(argv=None) -> None:
         try:
             if page.segment(photo) is None:
                 raise UserError(f"--photo {photo}: the page refused it: {page.error_text()}")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.tmp.png")
-            page.page.screenshot(path=str(tmp), full_page=True)
-            tmp.replace(out)
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                shot = Path(tmp) / "shot.png"
+                page.page.screenshot(path=str(shot), full_page=True)
+                atomic_copy(shot, out)
         finally:
             page.close()
     print(out)

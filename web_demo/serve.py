@@ -11,7 +11,6 @@ to requests whose Host is this server's own address (127.0.0.1, localhost or [::
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import functools
 import stat
@@ -27,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from model.clitools import HelpFormatter, user_errors  # noqa: E402
+from model.clitools import ArgumentParser, HelpFormatter, user_errors  # noqa: E402
 from model.errors import UserError  # noqa: E402
 from web_demo.build import DIST, build, page_csp  # noqa: E402
 
@@ -166,7 +165,7 @@ class Server:
 
 @user_errors
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free one)")
     p.add_argument("--model", default=None, help="serve only this .onnx or .tflite file (default: the exports the page offers)")
     p.add_argument("--exports", default=None, help="folder of exported models (default exports/)")
