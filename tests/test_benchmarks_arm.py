@@ -38,7 +38,9 @@ def test_arm_builds_agree_with_x86_and_pytorch(arm_run):
         floor = 0.999 if "-" not in name else 0.95
         assert r["x86_parity"]["mask_iou"] >= floor, (name, r["x86_parity"])
         assert r["mask_iou_vs_torch_fp32"] >= floor, name
-    for name in ("onnx", "tflite", "openvino"):  # fp32: the ARM kernels match the x86 ones to float rounding
+    # fp32: the ARM kernels match the x86 ones to float rounding: probabilities within export/parity.py's fp32 gate
+    # (|d prob| <= |d logit| / 4, logits ~3e-5 relative apart after ~20 layers of float32 sums; see test_export_onnx.py)
+    for name in ("onnx", "tflite", "openvino"):
         assert got[name]["x86_parity"]["max_abs_diff"] <= 1e-4, name
     md = (out / "arm-emu.md").read_text()
     assert "EMULATED: latency means nothing" in md and "vs x86 host: max diff" in md

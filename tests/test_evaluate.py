@@ -21,6 +21,8 @@ def test_shipped_checkpoint_reaches_ph2_val_figure(shipped, ph2, tmp_path):
     assert all(0.0 <= data[k] <= 1.0 for k in KEYS - {"n_images"})
     assert data["dsc"] >= 0.945 and data["miou"] >= 0.895, data
     # the standalone evaluation (files -> runtimes -> metrics) repeats what training measured
+    # (other kernels than training's evaluation: float32 logits ~3e-5 relative apart, so only pixels with |logit| <
+    # ~1e-4 can flip, a handful of the 2e6; one flip moves the pooled DSC by ~1e-6: abs 1e-4 is ~100 flips)
     stored = load_checkpoint(shipped)["metrics"]["val"]
     assert res["dsc"] == pytest.approx(stored["dsc"], abs=1e-4)
     assert res["miou"] == pytest.approx(stored["miou"], abs=1e-4)

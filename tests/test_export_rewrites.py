@@ -19,12 +19,22 @@ def _random_bn(model):
 
 @pytest.mark.parametrize("name", list_models())
 def test_rewritten_graph_computes_the_same_function(name):
-    torch.manual_seed(0)
-    model = _random_bn(build_model(name))
-    graph = inference_graph(model)
-    x = torch.rand(2, 3, 64, 128)  # batch > 1, non-square; sides multiples of 64 (the stride-2 stem halves once more)
-    with torch.no_grad():
-        assert torch.allclose(model(x), graph(x), atol=1e-5, rtol=0)
+    """The rewrites are algebra (BatchNorm folded into a conv, a concat split into two convs, an upsample moved
+    after a pointwise conv), so they change the order of float sums: checked in float64, built and run there
+    (rounding 2^-53 ~ 1e-16 per op; ~20 layers of sums of <= 540 terms: ~1e-12 on logits of size ~1, on any
+    CPU): atol 1e-10. A wrong rewrite is off by > 1e-3. (float32: 2e-7 measured, 1e-5 not guaranteed.)"""
+    torch.set_default_dtype(torch.float64)  # the rewrites' new convs take the default dtype
+    try:
+        torch.manual_seed(0)
+        model = _random_bn(build_model(name))
+        graph = inference_graph(model)
+        x = torch.rand(2, 3, 64, 128)  # batch > 1 and a non-square size (a stride-2 stem halves it once more)
+        with torch.no_grad():
+            a, b = model(x), graph(x)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert a.dtype == b.dtype == torch.float64
+    assert torch.allclose(a, b, atol=1e-10, rtol=0)
     cfg = get_config(name)
     expected = {"upsample_after_pointwise"} | ({"lsg_sum"} if cfg.lsg else set()) | \
                ({"akf_delta"} if cfg.akf and len(cfg.akf_dilations) == 2 else set())

@@ -108,7 +108,11 @@ def test_shipped_recipes_reproduce_the_committed_exports(shipped, ph2, tmp_path,
         assert r["numbers"]["n_images"] == committed["n_images"] == 30
         assert res["calibration"] == committed["calibration"]
         # same recipe, same data: the same numbers up to the CPU that runs the int8 kernels (the committed ONNX file
-        # itself reads 0.990 / -0.05 pt on an AVX-512 VNNI Xeon against its committed 0.983 / -0.13: docs/export.md)
-        assert r["mask_iou_mean"] == pytest.approx(committed["mask_iou_mean"], abs=0.01), r["recipe"]
-        assert r["dsc_change_points"] == pytest.approx(-committed["dsc_drop_points"], abs=0.2), r["recipe"]
+        # itself reads 0.990 / -0.05 pt on an AVX-512 VNNI Xeon against its committed 0.983 / -0.13: docs/export.md).
+        # INT8 masks of two CPUs differ by up to ~0.4% of pixels (x86 vs ARM: mask IoU 0.988, tests/
+        # test_benchmarks_arm.py); the Jaccard distance is a metric, so each image's IoU against fp32 moves by at
+        # most 1 - 0.988 = 0.012: abs 0.03. The flips sit on lesion borders, both ways: the pooled DSC moved 0.08 pt
+        # between two x86 CPUs; abs 0.5 pt (the gate's own width). Both stay inside the gates (asserted below).
+        assert r["mask_iou_mean"] == pytest.approx(committed["mask_iou_mean"], abs=0.03), r["recipe"]
+        assert r["dsc_change_points"] == pytest.approx(-committed["dsc_drop_points"], abs=0.5), r["recipe"]
         assert r["passed"] and committed["passed"]

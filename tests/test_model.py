@@ -51,6 +51,11 @@ def test_only_gate_and_head_have_bias():
     assert "head" in with_bias
 
 
+# The equation tests compare a module with its formula written out: different kernels (a module's fused or
+# channels-last paths vs F.conv2d and elementwise ops). In float64 (rounding 2^-53 ~ 1e-16 per op, sums of
+# <= 54 terms of size ~1) both agree to ~1e-14 on any CPU, so atol 1e-12; any wrong term is off by > 1e-3.
+
+
 def _randomize_bn(m):
     for mod in m.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):
@@ -69,49 +74,49 @@ def _pw(block, x):
 
 def test_akf_equation():
     torch.manual_seed(0)
-    m = AKF(6, (1, 2)).eval()
+    m = AKF(6, (1, 2)).double().eval()
     _randomize_bn(m)
-    x = torch.randn(2, 6, 17, 19)
+    x = torch.randn(2, 6, 17, 19, dtype=torch.float64)
     alpha = torch.sigmoid(F.conv2d(x.mean((2, 3), keepdim=True), m.gate.weight, m.gate.bias))
     local = F.conv2d(x, m.paths[0].weight, padding=1, groups=6)
     dilated = F.conv2d(x, m.paths[1].weight, padding=2, dilation=2, groups=6)
     ref = _pw(m.proj, alpha * local + (1 - alpha) * dilated)
-    assert torch.allclose(m(x), ref, atol=1e-5)
+    assert torch.allclose(m(x), ref, atol=1e-12, rtol=0)
 
 
 def test_akf_three_branch_softmax_equation():
     torch.manual_seed(1)
-    m = AKF(4, (1, 2, 3)).eval()
-    x = torch.randn(1, 4, 16, 16)
+    m = AKF(4, (1, 2, 3)).double().eval()
+    x = torch.randn(1, 4, 16, 16, dtype=torch.float64)
     g = F.conv2d(x.mean((2, 3), keepdim=True), m.gate.weight, m.gate.bias).view(1, 3, 4, 1, 1)
     w = torch.softmax(g, dim=1)
     paths = [F.conv2d(x, p.weight, padding=d, dilation=d, groups=4) for p, d in zip(m.paths, (1, 2, 3))]
     ref = _pw(m.proj, sum(w[:, i] * paths[i] for i in range(3)))
-    assert torch.allclose(m(x), ref, atol=1e-5)
+    assert torch.allclose(m(x), ref, atol=1e-12, rtol=0)
 
 
 def test_rgf_equation():
     torch.manual_seed(2)
-    m = RGF(7)
-    b = torch.randn(3, 7, 5, 5)
+    m = RGF(7).double()
+    b = torch.randn(3, 7, 5, 5, dtype=torch.float64)
     ref = b + b * torch.tanh(F.conv2d(b.mean((2, 3), keepdim=True), m.fc.weight))
-    assert torch.allclose(m(b), ref, atol=1e-6)
+    assert torch.allclose(m(b), ref, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("enc", [None, 9])
 def test_lsg_equation(enc):
     torch.manual_seed(3)
-    m = LSG(6, enc).eval()
+    m = LSG(6, enc).double().eval()
     _randomize_bn(m)
-    d = torch.randn(2, 6, 8, 8)
-    e = torch.randn(2, enc or 6, 8, 8)
+    d = torch.randn(2, 6, 8, 8, dtype=torch.float64)
+    e = torch.randn(2, enc or 6, 8, 8, dtype=torch.float64)
     e2 = F.conv2d(e, m.proj.weight) if enc else e
     assert (m.proj is None) == (enc is None)
     bn = m.gate[1]
     z = F.conv2d(torch.cat([d, e2], 1), m.gate[0].weight)
     z = (z - bn.running_mean[None, :, None, None]) / torch.sqrt(bn.running_var[None, :, None, None] + bn.eps)
     beta = torch.sigmoid(z * bn.weight[None, :, None, None] + bn.bias[None, :, None, None])
-    assert torch.allclose(m(d, e), d + beta * e2, atol=1e-5)
+    assert torch.allclose(m(d, e), d + beta * e2, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["v3", "aulunet_v3_akf_3branch", "aulunet_v3_baseline"])

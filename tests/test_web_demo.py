@@ -59,9 +59,12 @@ def test_js_pre_post_match_python_golden_pairs(ph2, tmp_path):
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["name"] for r in rows] == [c[0] for c in cases]
     for r in rows:
-        assert r["input_max_diff"] <= 1e-5, r      # the model input, from the same RGB bytes
+        # the model input from the same RGB bytes (JavaScript computes in float64 and stores float32, numpy in float32:
+        # values in [0, 1] after a resize and a min-max scale, ~10 ops each: ~1e-6), and probabilities from the same
+        # logits (a sigmoid and a bilinear resize back to the photo: ~1e-6); bound 1e-5 on any CPU
+        assert r["input_max_diff"] <= 1e-5, r
         assert r["layout_max_diff"] == 0, r        # NCHW (ONNX) and NHWC (TFLite) hold the same values
-        assert r["prob_max_diff"] <= 1e-5, r       # from the same logits
+        assert r["prob_max_diff"] <= 1e-5, r
         assert r["mask_differ_away_from_threshold"] == 0, r
         assert r["mask_differ"] <= 0.0001 * r["mask_pixels"], r
         assert 0 < r["mask_foreground"] < r["mask_pixels"], r
@@ -334,8 +337,11 @@ def test_page_masks_match_python_runtimes(site, browser, photos):
                 assert page.page.text_content("#area").startswith(f"{100 * got['mask'].mean():.1f} %")
             if entry["quantize"] == "none":  # the runtime alone, on Python's own input tensor
                 xin = x.transpose(1, 2, 0) if entry["layout"] == "NHWC" else x
-                diff = np.abs(page.run_tensor(xin) - seg.run(x[None])[0, 0]).max()
-                assert diff <= 1e-4, (entry["file"], diff)
+                # logits of the browser's WebAssembly kernels vs the native ones: different float32 sums, the same
+                # bound as the exporters' tests (~20 layers, ~3e-5 relative of a scale growing with |logit|)
+                want_logits = seg.run(x[None])[0, 0]
+                diff = np.abs(page.run_tensor(xin) - want_logits)
+                assert (diff <= 2e-4 * (1 + np.abs(want_logits))).all(), (entry["file"], diff.max())
             assert page.foreign_requests() == [], page.foreign_requests()
             assert page.console_errors == [], page.console_errors
         finally:
