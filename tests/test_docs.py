@@ -24,9 +24,8 @@ def test_a_hand_edited_number_is_caught(tmp_path):
     assert row in gen["render"](edited.read_text())
 
 
-def test_readme_is_short_and_keeps_its_places():
+def test_readme_keeps_its_places():
     readme = (REPO / "README.md").read_text()
-    assert len(readme.encode()) < 12_000
     assert "<!-- results:start -->" in readme and "<!-- results:end -->" in readme
     head = readme[readme.index("<!-- generated:headline -->"):readme.index("<!-- /generated:headline -->")]
     assert "ISIC 2018 val DSC" in head and "PH2 model" in head and "| Chromium WASM, this host" in head
