@@ -337,7 +337,7 @@ def _train(args, name, out, ck, ds, train_s, val_s, xtr, ytr, xva, yva, device, 
     gen = torch.Generator().manual_seed(args.seed)
     start, best, history = 0, {"dsc": -1.0}, []
 
-    last_path = out / "last.pt"
+    last_path, best_path = out / "last.pt", out / "best.pt"
     if ck is not None:
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
