@@ -102,7 +102,7 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
     args = parse_args(fmt, argv)
     weights = Path(args.weights)
     out = Path(args.out) if args.out else EXPORTS / fmt.filename(weights.stem, args.quantize)
-    if out.suffix != fmt.suffix:
+    if not fmt.matches(out) or out.name.lower() == fmt.suffix:
         raise SystemExit(f"error: {out}: a {fmt.title} export must end in {fmt.suffix}; pass --out NAME{fmt.suffix}")
     try:
         ensure_writable_dir(out.parent, "--out")

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # module, how to reach its parser (main(argv) unless noted)
 ENTRY_POINTS = ["model.train", "model.evaluate", "model.demo", "model.summary", "model.download", "export.all",
-                "export.cli", "export.to_onnx", "export.to_openvino", "export.to_tflite", "benchmarks.run",
+                "export.cli", "export.to_onnx", "export.to_openvino", "export.to_tflite", "export.to_executorch", "export.to_ncnn", "benchmarks.run",
                 "benchmarks.runner", "benchmarks.profile_ops", "android_demo/tools/copy_model.py",
                 "android_demo/tools/make_golden.py"]
 
@@ -34,7 +34,7 @@ def parser_of(entry, monkeypatch) -> argparse.ArgumentParser:
             monkeypatch.setattr(sys, "argv", [entry])
             mod = runpy.run_path(str(REPO / entry), run_name="not_main")
             mod["main"]([])
-        elif entry in ("export.to_onnx", "export.to_openvino", "export.to_tflite"):
+        elif entry in ("export.to_onnx", "export.to_openvino", "export.to_tflite", "export.to_executorch", "export.to_ncnn"):
             from export.cli import parse_args
             from export.formats import FORMATS
 
