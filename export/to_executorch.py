@@ -22,6 +22,7 @@ if __package__ in (None, ""):
 
 from export.cli import script_main
 from export.metadata import METADATA_KEY, dumps
+from model.errors import UserError
 
 
 def quantize_int8(model, calib, per_channel: bool = True):
@@ -40,6 +41,15 @@ def quantize_int8(model, calib, per_channel: bool = True):
     return convert_pt2e(prepared)
 
 
+def require_executorch() -> None:
+    """executorch (its exir and XNNPACK partitioner) is needed to write a .pte: say how to get it, in one line."""
+    import importlib.util
+
+    if importlib.util.find_spec("executorch") is None:
+        raise UserError("executorch is not installed, so no .pte can be written; "
+                        "pip install -c constraints.txt -e '.[executorch]' (executorch==1.5.1 beside torch 2.13.0)")
+
+
 def metadata_tensor(meta):
     import torch
 
@@ -48,6 +58,7 @@ def metadata_tensor(meta):
 
 def build(model, meta, quantize: str, calib, path: Path, recipe: Optional[dict] = None) -> None:
     """recipe: INT8 only, keyword arguments of quantize_int8 (None = the shipped recipe)."""
+    require_executorch()
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower

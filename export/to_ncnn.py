@@ -27,6 +27,7 @@ import numpy as np
 
 from export.cli import script_main
 from export.metadata import dumps
+from model.errors import UserError
 
 INT8_LAYERS = ("Convolution", "ConvolutionDepthWise")
 # layer types of a pnnx-written AULUNet graph that carry no weights in the .bin
@@ -36,6 +37,16 @@ TAG_INT8 = 0x000D4B38
 # .param keys of each weight-carrying layer: (num_output, bias_term, weight_data_size)
 WEIGHT_KEYS = {"Convolution": (0, 5, 6), "ConvolutionDepthWise": (0, 5, 6), "InnerProduct": (0, 1, 2)}
 _FP32_CACHE: Dict[Tuple, Tuple[bytes, bytes]] = {}  # (checkpoint sha256, size, fp16) -> (.param, .bin) bytes
+
+
+def require_tools() -> None:
+    """pnnx writes the files and ncnn checks and calibrates them: say which is missing and how to get it, in one line."""
+    import importlib.util
+
+    missing = [m for m in ("pnnx", "ncnn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"{' and '.join(missing)} not installed, so no ncnn files can be written; "
+                        f"pip install -c constraints.txt -e '.[ncnn]'")
 
 
 def export_pnnx(model, param: Path, size: int = 256, fp16: bool = False) -> None:
@@ -156,6 +167,7 @@ def quantize_int8(param: Path, calib, layer_types: Sequence[str] = INT8_LAYERS) 
 def build(model, meta, quantize: str, calib, path: Path, recipe: Optional[dict] = None) -> None:
     """path: <name>.ncnn.param; writes <name>.ncnn.bin and the metadata <name>.ncnn.json beside it.
     recipe: INT8 only, keyword arguments of quantize_int8 (None = the shipped recipe)."""
+    require_tools()
     size = meta["preprocessing"]["input_size"][0]
     fp16 = quantize == "fp16"
     key = (meta["source_checkpoint"]["sha256"], size, fp16, tuple(meta.get("graph_rewrites", ())))

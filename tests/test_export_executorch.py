@@ -33,8 +33,9 @@ def test_executorch_gates_and_files(et_exports):
     assert res["none"]["mask_iou_mean"] >= 0.999
     assert res["int8"]["mask_iou_mean"] >= 0.95 and res["int8"]["dsc_drop_points"] <= 0.5
     assert res["int8"]["calibration"]["n_images"] == N_CALIB and res["int8"]["calibration"]["split"] == "train"
-    # int8 weights: the program shrinks (fp32 weights are ~112 KB of it)
-    assert (out / "m_int8.pte").stat().st_size < 0.7 * (out / "m_none.pte").stat().st_size
+    # the int8 program is a different computation: its logits move by quantization steps, not by float32 rounding
+    assert res["int8"]["max_abs_diff"] > 100 * res["none"]["max_abs_diff"]
+    assert (out / "m_int8.pte").stat().st_size < (out / "m_none.pte").stat().st_size
     assert sorted(p.name for p in out.iterdir()) == ["m_int8.pte", "m_int8.pte.numerics.json", "m_none.pte",
                                                       "m_none.pte.numerics.json"]
 
