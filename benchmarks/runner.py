@@ -85,7 +85,8 @@ def runtime_versions() -> Dict:
     from importlib import metadata
 
     out = {}
-    for pkg in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "openvino", "torch"):
+    for pkg in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "openvino", "executorch", "executorch-numpy-runtime",
+                "ncnn", "torch"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -79,7 +79,7 @@ def check_outputs(fmt: Format, out: Path, update_results: bool) -> None:
     from model.errors import OutputError
     from model.safeio import ensure_writable_dir, guard_committed
 
-    if out.suffix != fmt.suffix:
+    if not fmt.matches(out) or out.name.lower() == fmt.suffix:  # ".ncnn.param" is two suffixes
         raise OutputError(f"{out}: a {fmt.title} export must end in {fmt.suffix}; pass --out NAME{fmt.suffix}")
     for path in output_paths(fmt, out):
         guard_committed(path, UPDATE_FLAG, update_results, "leave --out out to write under outputs/exports/")

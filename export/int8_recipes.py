@@ -88,6 +88,13 @@ RECIPES: List[Recipe] = [
                                                 "Concat"), "ignored_patterns": (OV_GATE,)}, earlier="0.967 / -0.57 pt"),
     Recipe("openvino-nncf-mixed", "openvino", "nncf, MIXED preset (asymmetric activations)",
            {"method": "nncf", "preset": "mixed"}, earlier="0.65 / -16.6 pt"),
+    Recipe("executorch-per-channel", "executorch", "XNNPACKQuantizer symmetric, per-channel weights (pt2e)", {}, True),
+    Recipe("executorch-per-tensor", "executorch", "XNNPACKQuantizer symmetric, per-tensor weights (pt2e)",
+           {"per_channel": False}),
+    Recipe("ncnn-convs", "ncnn", "Convolution + ConvolutionDepthWise int8 (per channel), the InnerProduct gates float",
+           {}, True),
+    Recipe("ncnn-convs-and-gates", "ncnn", "Convolution, ConvolutionDepthWise and the InnerProduct gates int8",
+           {"layer_types": ("Convolution", "ConvolutionDepthWise", "InnerProduct")}),
 ]
 BY_NAME = {r.name: r for r in RECIPES}
 INT8_FORMATS = [k for k, f in FORMATS.items() if "int8" in f.quantize]

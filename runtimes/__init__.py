@@ -11,7 +11,7 @@ from model.errors import InputError
 
 from .base import ModelFileError, Segmenter
 
-from export.formats import FORMATS
+from export.formats import FORMATS, for_path
 
 BACKENDS = {f.suffix: tuple(f.backend.split(":")) for f in FORMATS.values()}
 
@@ -34,9 +34,10 @@ def load(path, threads: int = 0, allow_foreign: bool = False) -> Segmenter:
     """A Segmenter for a model file, by suffix. Files without this toolkit's metadata are refused unless
     allow_foreign=True (then the AULUNet conventions are assumed, with a warning)."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in BACKENDS:
-        raise ModelFileError(f"{path}: unknown model suffix '{suffix}'; use one of {', '.join(sorted(BACKENDS))}")
+    try:
+        suffix = for_path(path).suffix  # by how the name ends: ".ncnn.param" is two suffixes
+    except KeyError:
+        raise ModelFileError(f"{path}: unknown model suffix '{path.suffix.lower()}'; use one of {', '.join(sorted(BACKENDS))}") from None
     check_threads(threads)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found; check the path or export it first")

@@ -7,7 +7,7 @@ import pytest
 import runtimes
 from conftest import export_every_quantization
 from export.cli import EXPORTS
-from export.formats import FORMATS, markdown_table
+from export.formats import FORMATS, for_path, markdown_table
 from export.parity import GATES, check_gates, compare
 from export.to_onnx import build
 from export.cli import run
@@ -144,7 +144,8 @@ def test_committed_exports_match_shipped_checkpoint(shipped):
     for model in {DEFAULT_MODEL, shipped.stem}:  # the default model's and the pinned PH2 model's
         assert any(f.name == f"{model}.onnx" for f in files), f"exports/{model}.onnx must be committed"
     for f in files:
-        model = next(m for m in SHIPPED if f.stem == m or f.stem.startswith(m + "_"))
+        stem = f.name[:-len(for_path(f).suffix)]  # "x.ncnn.param" -> "x"
+        model = next(m for m in SHIPPED if stem == m or stem.startswith(m + "_"))
         source = WEIGHTS_DIR / f"{model}.pt"
         n = json.loads(f.with_name(f.name + ".numerics.json").read_text())
         assert n["sha256"] == file_sha256(f), f"{f} changed after its numerics were measured"

@@ -36,7 +36,7 @@ def test_recipe_table_agrees_with_the_format_table():
 
 def test_bad_recipes_and_formats_are_one_line_errors(tmp_path):
     out = ["--out", str(tmp_path)]
-    for argv, msg in [(["--formats", "onnx,caffe"], r"^error: --formats: unknown format 'caffe'; choose from onnx, openvino, tflite$"),
+    for argv, msg in [(["--formats", "onnx,caffe"], rf"^error: --formats: unknown format 'caffe'; choose from {', '.join(ir.INT8_FORMATS)}$"),
                       (["--formats", ","], r"^error: --formats ',': name at least one of"),
                       (["--recipes", "onnx-nope"], r"^error: --recipes: unknown recipe 'onnx-nope'; --list shows"),
                       (["--recipes", ","], r"^error: --recipes '': name at least one recipe"),
@@ -50,7 +50,7 @@ def test_bad_recipes_and_formats_are_one_line_errors(tmp_path):
                        capture_output=True, text=True, cwd=REPO)
     assert p.returncode == 1 and p.stdout == "" and p.stderr.count("\n") == 1 and p.stderr.startswith("error: ")
     p = subprocess.run([sys.executable, str(REPO / "export" / "int8_recipes.py"), "--list"], capture_output=True, text=True, cwd=REPO)
-    assert p.returncode == 0 and len(p.stdout.splitlines()) == len(ir.RECIPES) and p.stdout.count("SHIPPED") == 3
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == len(ir.RECIPES) and p.stdout.count("SHIPPED") == len(ir.INT8_FORMATS)
 
 
 def test_small_run_writes_json_and_markdown(shipped, ph2, tmp_path, monkeypatch, capsys):
@@ -102,7 +102,7 @@ def test_shipped_recipes_reproduce_the_committed_exports(shipped, ph2, tmp_path,
     monkeypatch.setitem(to_tflite._FP32_CACHE, (file_sha256(shipped), 256), (EXPORTS / "aulunet_v3_ph2.tflite").read_bytes())
     res = ir.main(["--weights", str(shipped), "--recipes", ",".join(r.name for r in ir.RECIPES if r.shipped),
                    "--timing-rounds", "0", "--out", str(tmp_path), "--no-progress"])
-    assert len(res["results"]) == 3
+    assert len(res["results"]) == len(ir.INT8_FORMATS)
     for r in res["results"]:
         committed = json.loads((EXPORTS / f"aulunet_v3_ph2{FORMATS[r['format']].filename('', 'int8')}.numerics.json").read_text())
         assert r["numbers"]["n_images"] == committed["n_images"] == 30
