@@ -23,25 +23,35 @@ from model.metrics import PooledMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 from model.shipped import DEFAULT_DATA, DEFAULT_WEIGHTS  # noqa: E402  (re-exported: demo.py imports them here)
+from model.preprocess import INPUT_SIZE as GRID  # noqa: E402  (the protocol's scoring grid: 256x256)
 
 
 def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progress: bool = False,
                      keep_probs: bool = False) -> Dict:
-    """Pooled metrics of `segmenter` (a runtimes.Segmenter) on samples; optionally the probability maps."""
+    """Pooled metrics of `segmenter` (a runtimes.Segmenter) on samples, on the protocol's GRID x GRID masks
+    whatever the model's input size (a smaller model's probabilities are resized bilinearly to the grid, so
+    models of every size are scored on the same pixels); optionally the probability maps (at the grid)."""
     from tqdm import tqdm
+
+    from model.preprocess import resize_bilinear
 
     pm = PooledMetrics()
     probs = []
     size = segmenter.input_size
     for i in tqdm(range(0, len(samples), batch), desc="evaluate", disable=not progress, leave=False):
-        x, y = load_arrays(samples[i:i + batch], size)
-        p = segmenter.probabilities(x)
+        if size == GRID:
+            x, y = load_arrays(samples[i:i + batch], size)
+            p = segmenter.probabilities(x)
+        else:
+            x, _ = load_arrays(samples[i:i + batch], size, with_masks=False)
+            _, y = load_arrays(samples[i:i + batch], GRID)
+            p = np.stack([resize_bilinear(q[..., None], (GRID, GRID))[..., 0] for q in segmenter.probabilities(x)])
         pm.update(p > segmenter.threshold, y)
         if keep_probs:
             probs.append(p)
     out = pm.result()
     if keep_probs:
-        out["probs"] = np.concatenate(probs) if probs else np.zeros((0, size, size), np.float32)
+        out["probs"] = np.concatenate(probs) if probs else np.zeros((0, GRID, GRID), np.float32)
     return out
 
 

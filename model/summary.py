@@ -18,25 +18,28 @@ import torch
 
 from model.aulunet import build_model, list_models
 from model.clitools import ArgumentParser, HelpFormatter, check_ranges, user_errors
+from model.errors import UserError
 from model.preprocess import SIZE_MULTIPLE
 
 
-def count(name: str, size: int = 256) -> Dict:
+def count(name: str, size: int = 0) -> Dict:
+    """Parameters and thop MACs of a registry model at `size` (0: the variant's own input size)."""
     import thop
 
     model = build_model(name).eval()
+    size = size or model.cfg.input_size
     params = sum(p.numel() for p in model.parameters())
     macs, _ = thop.profile(model, (torch.zeros(1, 3, size, size),), verbose=False)
-    return {"params": int(params), "gflops": round(macs / 1e9, 6)}
+    return {"params": int(params), "gflops": round(macs / 1e9, 6), "size": size}
 
 
-def summarize(names: Sequence[str], size: int = 256) -> Dict[str, Dict]:
+def summarize(names: Sequence[str], size: int = 0) -> Dict[str, Dict]:
     return {n: count(n, size) for n in names}
 
 
 def markdown(rows: Dict[str, Dict]) -> str:
-    lines = ["| model | params | GFLOPs (thop MACs) |", "|---|---:|---:|"]
-    lines += [f"| {n} | {r['params']:,} | {r['gflops']:.4f} |" for n, r in rows.items()]
+    lines = ["| model | params | GFLOPs (thop MACs) | input |", "|---|---:|---:|---:|"]
+    lines += [f"| {n} | {r['params']:,} | {r['gflops']:.4f} | {r['size']} |" for n, r in rows.items()]
     return "\n".join(lines)
 
 
@@ -44,19 +47,20 @@ def markdown(rows: Dict[str, Dict]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--variant", default="all", help="v1, v2, v3, a registry name, or all")
-    p.add_argument("--size", type=int, default=256,
-                   help="square input side the MACs are counted at (the paper's figures are at 256; a multiple of 32)")
+    p.add_argument("--size", type=int, default=0,
+                   help="square input side the MACs are counted at (0 = each variant's own: 256 for the paper's, 128 for "
+                        "aulunet_v3_in128; a multiple of 64)")
     p.add_argument("--json", default=None, help="also write {model: {params, gflops}} here (default: print only)")
     args = p.parse_args(argv)
-    check_ranges(args, {"size": SIZE_MULTIPLE})
-    if args.size % SIZE_MULTIPLE:
-        raise SystemExit(f"error: --size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
+    check_ranges(args, {"size": 0})
+    if args.size % (2 * SIZE_MULTIPLE):
+        raise UserError(f"--size {args.size}: give a multiple of {2 * SIZE_MULTIPLE} (the stride-2 variant halves the resolution six times) or 0")
     if args.variant == "all":
         names: List[str] = list_models()
     else:
         name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
         if name not in list_models():
-            raise SystemExit(f"error: unknown variant '{args.variant}'; known: {', '.join(list_models())}")
+            raise UserError(f"unknown variant '{args.variant}'; known: {', '.join(list_models())}")
         names = [name]
     rows = summarize(names, args.size)
     print(markdown(rows))
