@@ -154,3 +154,23 @@ def test_registry_variants_export_at_their_own_size(tmp_path, variant, size_flag
     seg = runtimes.load(tmp_path / "m.onnx", threads=1)
     assert seg.input_size == size and seg.metadata["variant"] == variant
     assert seg.run(np.full((1, 3, size, size), 0.5, np.float32)).shape == (1, 1, size, size)
+
+
+def test_evaluate_scores_a_smaller_model_on_the_protocols_grid(ckpt64):
+    """A 64x64 model is scored on the same 256x256 masks as every other model: its probabilities are resized
+    to the grid, and the result equals scoring those resized maps by hand."""
+    from model.data import load_arrays, open_dataset
+    from model.evaluate import evaluate_samples
+    from model.metrics import PooledMetrics
+    from model.preprocess import resize_bilinear
+
+    seg = runtimes.load(ckpt64, threads=1)
+    samples = open_dataset(ckpt64.parent.parent / "data").samples[:3]
+    res = evaluate_samples(seg, samples, keep_probs=True)
+    assert res["probs"].shape == (3, 256, 256)
+    x, _ = load_arrays(samples, 64, with_masks=False)
+    _, y = load_arrays(samples, 256)
+    p = np.stack([resize_bilinear(q[..., None], (256, 256))[..., 0] for q in seg.probabilities(x)])
+    pm = PooledMetrics()
+    pm.update(p > seg.threshold, y)
+    assert res["dsc"] == pm.result()["dsc"] and res["n_images"] == 3
