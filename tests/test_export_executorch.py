@@ -18,7 +18,8 @@ N_EVAL, N_CALIB = 8, 8  # small: each export lowers the whole graph (tens of sec
 def et_exports(shipped, ph2, tmp_path_factory):
     out = tmp_path_factory.mktemp("et")
     res = {q: run("executorch", build, ["--weights", str(shipped), "--quantize", q, "--out", str(out / f"m_{q}.pte"),
-                                        "--eval-data", str(ph2), "--eval-count", str(N_EVAL), "--calib-count", str(N_CALIB)])
+                                        "--eval-data", str(ph2), "--eval-count", str(N_EVAL),
+                                        *(["--calib-count", str(N_CALIB)] if q == "int8" else [])])
            for q in ("none", "int8")}
     return out, res
 

@@ -20,7 +20,8 @@ N_EVAL, N_CALIB = 8, 8
 def ncnn_exports(shipped, ph2, tmp_path_factory):
     out = tmp_path_factory.mktemp("ncnn")
     res = {q: run("ncnn", build, ["--weights", str(shipped), "--quantize", q, "--out", str(out / f"m_{q}.ncnn.param"),
-                                  "--eval-data", str(ph2), "--eval-count", str(N_EVAL), "--calib-count", str(N_CALIB)])
+                                  "--eval-data", str(ph2), "--eval-count", str(N_EVAL),
+                                        *(["--calib-count", str(N_CALIB)] if q == "int8" else [])])
            for q in FORMATS["ncnn"].quantize}
     return out, res
 
