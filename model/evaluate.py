@@ -27,10 +27,11 @@ from model.preprocess import INPUT_SIZE as GRID  # noqa: E402  (the protocol's s
 
 
 def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progress: bool = False,
-                     keep_probs: bool = False) -> Dict:
+                     keep_probs: bool = False, grid: Optional[int] = GRID) -> Dict:
     """Pooled metrics of `segmenter` (a runtimes.Segmenter) on samples, on the protocol's GRID x GRID masks
     whatever the model's input size (a smaller model's probabilities are resized bilinearly to the grid, so
-    models of every size are scored on the same pixels); optionally the probability maps (at the grid)."""
+    models of every size are scored on the same pixels); optionally the probability maps (at the grid).
+    `grid=None` scores at the model's own input size instead (what training measured when it chose its epoch)."""
     from tqdm import tqdm
 
     from model.preprocess import resize_bilinear
@@ -38,20 +39,21 @@ def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progr
     pm = PooledMetrics()
     probs = []
     size = segmenter.input_size
+    grid = grid or size
     for i in tqdm(range(0, len(samples), batch), desc="evaluate", disable=not progress, leave=False):
-        if size == GRID:
+        if size == grid:
             x, y = load_arrays(samples[i:i + batch], size)
             p = segmenter.probabilities(x)
         else:
             x, _ = load_arrays(samples[i:i + batch], size, with_masks=False)
-            _, y = load_arrays(samples[i:i + batch], GRID)
-            p = np.stack([resize_bilinear(q[..., None], (GRID, GRID))[..., 0] for q in segmenter.probabilities(x)])
+            _, y = load_arrays(samples[i:i + batch], grid)
+            p = np.stack([resize_bilinear(q[..., None], (grid, grid))[..., 0] for q in segmenter.probabilities(x)])
         pm.update(p > segmenter.threshold, y)
         if keep_probs:
             probs.append(p)
     out = pm.result()
     if keep_probs:
-        out["probs"] = np.concatenate(probs) if probs else np.zeros((0, GRID, GRID), np.float32)
+        out["probs"] = np.concatenate(probs) if probs else np.zeros((0, grid, grid), np.float32)
     return out
 
 

@@ -95,8 +95,8 @@ def _val_metrics(weights: Path, data: Path, ck: Dict, threads: int, verbose: boo
     samples = open_dataset(data, seed=ck["train_args"].get("seed", 0)).subset("val")
     with quiet(verbose):
         seg = runtimes.load(weights, threads=threads)
-        res = evaluate_samples(seg, samples)
-    res.update({"data": str(data), "split": "val", "backend": seg.name})
+        res = evaluate_samples(seg, samples, grid=None)  # at the training's own size: what chose the epoch
+    res.update({"data": str(data), "split": "val", "backend": seg.name, "grid": seg.input_size})
     return res
 
 
