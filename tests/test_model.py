@@ -134,7 +134,9 @@ def test_summary_cli_json(tmp_path, capsys):
     out = tmp_path / "s.json"
     summary_main(["--variant", "v3", "--json", str(out)])
     data = json.loads(out.read_text())
-    assert data == {"aulunet_v3": {"params": 28636, "gflops": pytest.approx(0.069, abs=5e-4)}}
+    assert data == {"aulunet_v3": {"params": 28636, "gflops": pytest.approx(0.069, abs=5e-4), "size": 256}}
+    summary_main(["--variant", "v3_in128", "--json", str(out)])  # counted at the variant's own input size
+    assert json.loads(out.read_text())["aulunet_v3_in128"]["gflops"] == pytest.approx(0.069 / 4, abs=5e-4)
     assert "| aulunet_v3 | 28,636 |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="unknown variant"):
         summary_main(["--variant", "v7"])
