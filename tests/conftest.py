@@ -69,3 +69,30 @@ def export_every_quantization(fmt_key: str, build, shipped: Path, ph2: Path, out
                                    "--eval-data", str(ph2)])
            for q in fmt.quantize}
     return out, res
+
+
+WEB = REPO / "web_demo"
+WEB_SETUP_HINT = "bash run.sh test installs it (or: apt-get install chromium nodejs npm; npm ci --prefix web_demo)"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, ph2):
+    """The web demo built into a temporary folder and served on 127.0.0.1 (one per test module)."""
+    from web_demo.browser import chromium_path
+    from web_demo.build import build
+    from web_demo.serve import Server
+
+    chromium_path()  # a one-line error naming the fix when Chromium is missing
+    assert (WEB / "node_modules").is_dir(), f"{WEB / 'node_modules'} missing; {WEB_SETUP_HINT}"
+    out = tmp_path_factory.mktemp("web_site")
+    manifest = build(out)
+    with Server(out) as server:
+        yield server.url, manifest
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    from web_demo.browser import chromium
+
+    with chromium() as b:
+        yield b

@@ -20,7 +20,7 @@ from model.preprocess import preprocess_image
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web_demo"
 SHARED = REPO.parent / "shared" / "data"
-SETUP_HINT = "bash run.sh test installs it (or: apt-get install chromium nodejs npm; npm ci --prefix web_demo)"
+from conftest import WEB_SETUP_HINT as SETUP_HINT  # noqa: E402
 FP32_IOU, INT8_IOU = 0.995, 0.98
 
 
@@ -286,26 +286,6 @@ def test_server_serves_only_its_folder_to_its_own_host_with_security_headers(tmp
 
 # --- the page in Chromium ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, ph2):
-    from web_demo.browser import chromium_path
-    from web_demo.build import build
-    from web_demo.serve import Server
-
-    chromium_path()  # a one-line error naming the fix when Chromium is missing
-    assert (WEB / "node_modules").is_dir(), f"{WEB / 'node_modules'} missing; {SETUP_HINT}"
-    out = tmp_path_factory.mktemp("web_site")
-    manifest = build(out)
-    with Server(out) as server:
-        yield server.url, manifest
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    from web_demo.browser import chromium
-
-    with chromium() as b:
-        yield b
 
 
 def test_page_masks_match_python_runtimes(site, browser, photos):

@@ -6,7 +6,6 @@ import base64
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import runtimes
 from model.data import EXIF_ORIENTATION, ORIENTATIONS, load_rgb, open_dataset
@@ -14,29 +13,8 @@ from model.preprocess import preprocess_image
 
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web_demo"
-SETUP_HINT = "bash run.sh test installs it (or: apt-get install chromium nodejs npm; npm ci --prefix web_demo)"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, ph2):
-    from web_demo.browser import chromium_path
-    from web_demo.build import build
-    from web_demo.serve import Server
-
-    chromium_path()  # a one-line error naming the fix when Chromium is missing
-    assert (WEB / "node_modules").is_dir(), f"{WEB / 'node_modules'} missing; {SETUP_HINT}"
-    out = tmp_path_factory.mktemp("web_site")
-    manifest = build(out)
-    with Server(out) as server:
-        yield server.url, manifest
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    from web_demo.browser import chromium
-
-    with chromium() as b:
-        yield b
 
 
 def page_input(page) -> np.ndarray:
