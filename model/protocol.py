@@ -23,16 +23,18 @@ if __package__ in (None, ""):
 from model.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors
 from model.errors import UserError
 
-from model.shipped import REPO, SHARED_DATA as DATA, WEIGHTS_DIR as WEIGHTS  # noqa: E402
+from model.shipped import REPO, SHARED_DATA as DATA, SHIPPED, WEIGHTS_DIR as WEIGHTS  # noqa: E402
 
 COMMITTED = WEIGHTS / "protocol_results.json"
 
 # checkpoint -> (dataset, split, role): "val" selected the epoch, "test" is reported once, "cross" is unseen data.
-EVALUATIONS: Dict[str, List[tuple]] = {
-    "aulunet_v3_isic2018": [("isic2018", "val", "val"), ("isic2018", "test", "test"), ("ph2", "all", "cross")],
-    "aulunet_v3_isic2017": [("isic2017", "val", "val"), ("isic2017", "test", "test"), ("ph2", "all", "cross")],
-    "aulunet_v3_ph2": [("ph2", "val", "val"), ("isic2018", "test", "cross"), ("isic2017", "test", "cross")],
-}
+def _evaluations(dataset: str) -> List[tuple]:
+    if dataset == "ph2":  # the PH2 model is scored on the ISIC test splits it never saw
+        return [("ph2", "val", "val"), ("isic2018", "test", "cross"), ("isic2017", "test", "cross")]
+    return [(dataset, "val", "val"), (dataset, "test", "test"), ("ph2", "all", "cross")]
+
+
+EVALUATIONS: Dict[str, List[tuple]] = {model: _evaluations(ds) for model, ds in SHIPPED.items()}
 # The paper's Table 1 (mean of 5 runs, official ISIC files, 400 epochs): AULUNet-v3 and the U-Net baseline
 # it states gains over (mIoU, DSC in %).
 PAPER = {"isic2018": {"AULUNet-v3 (paper)": (82.44, 90.37), "U-Net (paper)": (74.64, 85.48)},
