@@ -66,8 +66,10 @@ def format_names(weights: Path = WEIGHTS, exports: Path = EXPORTS) -> Dict[str, 
     return out
 
 
-def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path) -> Dict:
-    """Preprocessed images, masks and PyTorch fp32 probabilities of the reference checkpoint, as one .npz."""
+def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path,
+                   photo: Optional[Path] = None) -> Dict:
+    """Preprocessed images, masks and PyTorch fp32 probabilities of the reference checkpoint, as one .npz;
+    `photo` (default: the first eval image) is the uint8 image the end-to-end predict() latency runs on."""
     from export.cli import torch_probabilities
     from model.checkpoint import model_from_checkpoint
     from model.data import load_arrays, load_rgb, open_dataset
@@ -78,9 +80,9 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
     samples = open_dataset(data).subset(split)
     if count:
         samples = samples[:count]
-    x, y = load_arrays(samples)
+    x, y = load_arrays(samples, model.cfg.input_size)  # at the checkpoint's own input size (128 for aulunet_v3_in128)
     ref = torch_probabilities(model, x)
-    raw = load_rgb(samples[0].image)  # one image at its own size: end-to-end predict() latency
+    raw = load_rgb(photo or samples[0].image)  # one image at its own size: end-to-end predict() latency
     buf = io.BytesIO()
     np.savez_compressed(buf, x=x, y=y.astype(bool), ref=ref.astype(np.float16), raw=raw)
     atomic_write_bytes(path, buf.getvalue())

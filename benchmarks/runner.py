@@ -275,8 +275,11 @@ def merge_rounds(entry: Dict, later: Sequence[Dict]) -> None:
 
 def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, warmup: int, runs: int,
             min_seconds: float, eval_count: int = 0, progress: bool = True, names: Optional[Dict] = None,
-            probs_dir: Optional[Path] = None, rounds: int = 1) -> Dict:
+            probs_dir: Optional[Path] = None, rounds: int = 1, evals: Optional[Dict[str, Path]] = None) -> Dict:
     """One child process per (model, threads) and round; errors are recorded per entry, never fatal.
+
+    evals: model file (str) -> its own eval set, for a run over models of different input sizes
+    (benchmarks/pareto.py); eval_path for the others.
 
     Round 1 measures everything; rounds 2..N re-measure the single-image latency only, interleaved
     (all entries, then all again), and merge_rounds pools them.
@@ -295,13 +298,15 @@ def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, war
         entry = {"name": (names or {}).get(str(model), model.name), "file": model.name, "threads": t,
                  "file_bytes": model_bytes(model)}
         extra = ["--save-probs", str(Path(probs_dir) / f"{model.name}.t{t}.npy")] if probs_dir else []
-        entry.update(_child(model, t, eval_path, warmup, runs, min_seconds, eval_count, extra))
+        entry.update(_child(model, t, (evals or {}).get(str(model), eval_path), warmup, runs, min_seconds,
+                            eval_count, extra))
         results.append(entry)
         bar.update()
     for _ in range(rounds - 1):
         for i, ((model, t), entry) in enumerate(zip(jobs, results)):
             if "error" not in entry:
-                later[i].append(_child(model, t, eval_path, warmup, runs, min_seconds, eval_count, ["--latency-only"]))
+                later[i].append(_child(model, t, (evals or {}).get(str(model), eval_path), warmup, runs, min_seconds,
+                                       eval_count, ["--latency-only"]))
             bar.update()
     bar.close()
     for entry, extra_rounds in zip(results, later):

@@ -6,6 +6,7 @@ gate arithmetic are not counted by thop, as in the reference's figure).
 """
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -22,11 +23,12 @@ from model.errors import UserError
 from model.preprocess import SIZE_MULTIPLE
 
 
-def count(name: str, size: int = 0) -> Dict:
-    """Parameters and thop MACs of a registry model at `size` (0: the variant's own input size)."""
+def count(name_or_model, size: int = 0) -> Dict:
+    """Parameters and thop MACs of a registry model (or a built AULUNet, e.g. a checkpoint's) at `size`
+    (0: the variant's own input size)."""
     import thop
 
-    model = build_model(name).eval()
+    model = (build_model(name_or_model) if isinstance(name_or_model, str) else copy.deepcopy(name_or_model)).eval()
     size = size or model.cfg.input_size
     params = sum(p.numel() for p in model.parameters())
     macs, _ = thop.profile(model, (torch.zeros(1, 3, size, size),), verbose=False)
