@@ -82,11 +82,15 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
         samples = samples[:count]
     x, y = load_arrays(samples, model.cfg.input_size)  # at the checkpoint's own input size (128 for aulunet_v3_in128)
     ref = torch_probabilities(model, x)
+    from model.metrics import PooledMetrics
+
+    pm = PooledMetrics()
+    pm.update(ref > 0.5, y.astype(bool))  # PyTorch fp32's own DSC on these images: the recommendation's gate
     raw = load_rgb(photo or samples[0].image)  # one image at its own size: end-to-end predict() latency
     buf = io.BytesIO()
     np.savez_compressed(buf, x=x, y=y.astype(bool), ref=ref.astype(np.float16), raw=raw)
     atomic_write_bytes(path, buf.getvalue())
-    return {"data": data.name, "split": split, "n_images": len(samples)}
+    return {"data": data.name, "split": split, "n_images": len(samples), "reference_dsc": pm.result()["dsc"]}
 
 
 def note(r: Dict) -> str:
@@ -114,6 +118,10 @@ def markdown(res: Dict) -> str:
                     f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput_ips']:.0f} | "
                     f"{r['e2e_p50_ms'] or float('nan'):.1f} | {r['peak_rss_mb']:.0f} | "
                     f"{a['dsc']:.4f} | {a['miou']:.4f} | {r['mask_iou_vs_torch_fp32']:.4f} | {note(r)} |")
+    from benchmarks.recommend import markdown as rec_markdown, recommend
+
+    if not d.get("emulated"):
+        rows += ["", rec_markdown(res.get("recommendation") or recommend(res["results"], res.get("eval_set")))]
     if res.get("targets"):
         rows += ["", "| target | value | limit | met |", "|---|---|---|---|"]
         rows += [f"| {t['target']} | {t['value']} | {t['limit']} | {'yes' if t['met'] else 'NO'} |" for t in res["targets"]]
@@ -302,6 +310,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     emulated = res["device"].get("emulated")
     timed_run = args.device == "host" and not args.host and args.rounds == 1  # the 2-minute target is for one round
     res["targets"] = [] if emulated else check_targets(res["results"], res["wall_seconds"] if timed_run else None)
+    if not emulated:  # under qemu the latencies mean nothing, so neither would the fastest file
+        from benchmarks.recommend import recommend
+
+        res["recommendation"] = recommend(res["results"], eval_info)
     from model.checkpoint import atomic_write_text
 
     json_path = Path(args.json or out / f"{args.device}.json")
@@ -313,6 +325,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     print(md)
     note = "" if args.update_results else f" (the committed {_rel(RESULTS)}/ is unchanged: --update-results replaces it)"
     print(f"\nwrote {json_path} and its .md and .png{note}")
+    if res.get("recommendation"):
+        print(res["recommendation"]["sentence"])
     return res
 
 

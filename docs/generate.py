@@ -87,7 +87,8 @@ def headline() -> str:
 
     host = _json(RESULTS / "host.json")
     label = dict(DATASETS)
-    others = [m for m in MODELS if m != DEFAULT_MODEL and any(EXPORTS.glob(f"{m}*.numerics.json"))]  # exported ones
+    others = [m for m in MODELS if MODELS[m] != MODELS[DEFAULT_MODEL]  # the other datasets' models that are exported
+              and any(EXPORTS.glob(f"{m}*.numerics.json"))]
     by = {(r["name"], r["threads"]): r for r in host["results"] if "error" not in r}
     ds = label[MODELS[DEFAULT_MODEL]]
     rows = [f"| format | file KB | {ds} val DSC | {ds} val mIoU | "

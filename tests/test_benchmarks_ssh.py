@@ -67,6 +67,10 @@ def test_remote_run_pushes_runs_and_pulls(sshd, ph2, tmp_path):
         assert r["n_runs"] >= 2 and r["accuracy"]["n_images"] == 1 and len(r["round_p50s_ms"]) == 2
     assert got["onnx"]["mask_iou_vs_torch_fp32"] > 0.999
     assert (tmp_path / "host.json").is_file() and (tmp_path / "host.md").is_file()
+    rec = res["recommendation"]  # what to deploy on the device the run reached over SSH
+    assert rec["file"] in {r["file"] for r in res["results"]} and rec["reference_dsc"] == res["eval_set"]["reference_dsc"]
+    assert rec["p50_ms"] == min(r["p50_ms"] for r in res["results"] if r["accuracy"]["dsc"] >= rec["reference_dsc"] - 0.005)
+    assert rec["sentence"] in (tmp_path / "host.md").read_text()
 
 
 def test_file_names_cannot_inject_shell_commands(sshd, ph2, tmp_path):
