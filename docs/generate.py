@@ -258,12 +258,17 @@ def formats() -> str:
     return markdown_table()
 
 
-def exports() -> str:
-    from export.all import summary_markdown, summary_path
+def exports(model: Optional[str] = None) -> str:
+    """The table of one model's committed exports, from each file's numerics JSON, in format-table order."""
+    from export.all import summary_markdown
+    from export.formats import FORMATS
     from model.shipped import DEFAULT_MODEL
 
-    rows = _json(summary_path(EXPORTS, DEFAULT_MODEL, ".json"))
-    return PENDING if rows is None else summary_markdown(rows)
+    model = model or DEFAULT_MODEL
+    rows = [_json(EXPORTS / f"{fmt.filename(model, q)}.numerics.json") for fmt in FORMATS.values() if fmt.key != "torch"
+            for q in fmt.quantize]
+    rows = [r for r in rows if r]
+    return summary_markdown(rows) if rows else PENDING
 
 
 def int8_recipes(model: Optional[str] = None) -> str:
@@ -274,6 +279,34 @@ def int8_recipes(model: Optional[str] = None) -> str:
 
     model = model or DEFAULT_MODEL
     return markdown(_json(EXPORTS / results_name(model)), earlier=model == SHIPPED)
+
+
+def pareto() -> str:
+    from benchmarks.pareto import markdown
+
+    res = _json(RESULTS / "pareto.json")
+    return PENDING if res is None else markdown(res)
+
+
+def edge_headline() -> str:
+    """README: one row per model of the default dataset: test DSC, PH2, params, GFLOPs, best file at 1 thread."""
+    res = _json(RESULTS / "pareto.json")
+    if res is None:
+        return PENDING
+    ref, v = res["reference"], res["verdict"]
+    rows = ["| model | ISIC 2018 test DSC / mIoU | PH2 (150) DSC | params | GFLOPs | its fastest file, p50 at 1 thread | x v3's fastest |",
+            "|---|---:|---:|---:|---:|---|---:|"]
+    for m, info in res["models"].items():
+        a, x = info["accuracy"], v[m]
+        name = f"**{m}**" if m == res["fastest_within_margin"] else m
+        rows.append(f"| {name} | {a['test']['dsc']:.4f} / {a['test']['miou']:.4f} | {a['ph2']['dsc']:.4f} | "
+                    f"{info['params']:,} | {info['gflops']:.4f} | `{x['best_file']}` {x['best_p50_ms_1t']:.2f} ms | "
+                    f"{x['best_vs_reference_best_1t']:.2f} |")
+    rows += ["", f"Bold: the fastest model within {res['settings']['dsc_margin_points']:g} DSC points of {ref} on test. "
+             f"{res['device'].get('cpu')}, one interleaved run (`benchmarks/results/pareto.json`, "
+             f"`python benchmarks/pareto.py --update-results`); every runtime and thread count: "
+             f"[docs/benchmarks.md](docs/benchmarks.md#edge-models-latency-against-accuracy)."]
+    return "\n".join(rows)
 
 
 def _bench(device: str) -> str:
@@ -303,6 +336,8 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "int8-recipes": int8_recipes,
     "int8-recipes-ph2": lambda: int8_recipes(SHIPPED),
     "host": lambda: _bench("host"),
+    "pareto": pareto,
+    "edge-headline": edge_headline,
     "arm-emu": lambda: _bench("arm-emu"),
     "profile-onnx": lambda: _profile(".onnx"),
     "profile-openvino": lambda: _profile(".xml"),

@@ -61,14 +61,22 @@ class _Reader:
 
 
 def quantize_int8(src: Path, dst: Path, calib: np.ndarray, per_channel: bool = False,
-                  op_types: Sequence[str] = tuple(INT8_OP_TYPES), exclude: Optional[str] = None) -> None:
+                  op_types: Sequence[str] = tuple(INT8_OP_TYPES), exclude: Optional[str] = None,
+                  skip_depthwise: bool = False) -> None:
     """Static QDQ quantization calibrated (MinMax) on `calib`. The defaults are the shipped recipe; the other
-    recipes (export/int8_recipes.py) pass per-channel weights, other op types, or `exclude`, a regex over node
-    names kept float (e.g. "/gate/" for the AKF gate convs)."""
+    recipes (export/int8_recipes.py) pass per-channel weights, other op types, `exclude`, a regex over node
+    names kept float (e.g. "/gate/" for the AKF gate convs), or `skip_depthwise`: every grouped (depthwise)
+    Conv kept float, so only the 1x1 convolutions and the 3x3 stem run in INT8."""
     import onnx
+    from onnx import helper
+
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    nodes = [n.name for n in onnx.load(str(src)).graph.node if re.search(exclude, n.name)] if exclude else []
+    graph = onnx.load(str(src)).graph
+    nodes = [n.name for n in graph.node if re.search(exclude, n.name)] if exclude else []
+    if skip_depthwise:
+        nodes += [n.name for n in graph.node if n.op_type == "Conv" and n.name not in nodes
+                  and any(a.name == "group" and helper.get_attribute_value(a) > 1 for a in n.attribute)]
     quantize_static(str(src), str(dst), _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=list(op_types),

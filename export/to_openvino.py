@@ -31,12 +31,14 @@ from export.to_onnx import quantize_int8 as ort_quantize_int8
 
 
 def quantize_int8(onnx_fp32: Path, calib, method: str = "ort-qdq", preset: Optional[str] = None,
-                  ignored_types: Sequence[str] = (), ignored_patterns: Sequence[str] = (), **ort_params):
+                  ignored_types: Sequence[str] = (), ignored_patterns: Sequence[str] = (), ignore_dilated: bool = False,
+                  **ort_params):
     """The INT8 OpenVINO model from the fp32 ONNX graph. The defaults are the shipped recipe: method "ort-qdq",
     the ONNX Runtime QDQ model of export/to_onnx.py (its keyword arguments in `ort_params`) converted by the
     ONNX frontend. method "nncf": nncf.quantize on the fp32 IR with `preset` (None = nncf's default, "performance"
     or "mixed") and an ignored scope of op types (`ignored_types`, e.g. "Multiply") and node-name regexes
-    (`ignored_patterns`)."""
+    (`ignored_patterns`); `ignore_dilated` also keeps float every convolution with a dilation above 1 (the
+    dilation-2 depthwise convolutions, which OpenVINO's CPU plugin runs in a generic INT8 kernel)."""
     import openvino as ov
 
     if method == "ort-qdq":
@@ -47,8 +49,12 @@ def quantize_int8(onnx_fp32: Path, calib, method: str = "ort-qdq", preset: Optio
         raise ValueError(f"method {method!r} with {sorted(ort_params)}: choose ort-qdq (ONNX Runtime arguments) or nncf")
     import nncf
 
-    scope = nncf.IgnoredScope(types=list(ignored_types), patterns=list(ignored_patterns), validate=False)
-    return nncf.quantize(ov.convert_model(str(onnx_fp32)), nncf.Dataset([x[None] for x in calib]),
+    fp32 = ov.convert_model(str(onnx_fp32))
+    dilated = [op.get_friendly_name() for op in fp32.get_ops() if ignore_dilated
+               and op.get_type_name() in ("Convolution", "GroupConvolution")
+               and any(d > 1 for d in op.get_attributes().get("dilations", ()))]
+    scope = nncf.IgnoredScope(names=dilated, types=list(ignored_types), patterns=list(ignored_patterns), validate=False)
+    return nncf.quantize(fp32, nncf.Dataset([x[None] for x in calib]),
                          preset=None if preset is None else {"performance": nncf.QuantizationPreset.PERFORMANCE,
                                                              "mixed": nncf.QuantizationPreset.MIXED}[preset],
                          subset_size=len(calib), ignored_scope=scope)
