@@ -6,10 +6,10 @@ machine, or on a fresh one after `tar xzf state.tar.gz -C runs/gpu_protocol`, go
 In order:
 
 1. once: `benchmarks/train_speed.py` for `--speed-paths` (eager, fast, fast-k1, fast-k5 with the
-   cudagraph and capture engines), measured in one process -> train_speed.json. The fastest K-seed
+   cudagraph and capture engines), measured in one process -> train_speed.json. The fastest fleet
    engine that ran becomes the training engine (unless `--engine` names one).
 2. for each `variant:dataset` of `--plan` (v3 on ISIC 2018 and 2017, then v1 and v2 on ISIC 2018):
-   the K-seed trainer (`model/train.py --seeds 0-4`, 400 epochs, cosine, batch 8, 256x256, best epoch
+   a fleet of the seeds (`model/train.py --seeds 0-4`, 400 epochs, cosine, batch 8, 256x256, best epoch
    by pooled val DSC), stopped at an epoch boundary before the budget ends and resumed by the next
    call; when a run finishes: every seed's best.pt evaluated once on the test split (seed<k>/test.json),
    the mean +- std over seeds (summary.json), and the seed with the best *val* DSC copied to
@@ -84,7 +84,7 @@ def _json(path: Path, obj) -> None:
 
 
 def pick_engine(speed: dict, k: int) -> str:
-    """The fastest engine measured for the K-seed path with this K; 'auto' (the trainer's default) when
+    """The fastest engine measured for the fleet path with this K; 'auto' (the trainer's default) when
     none was measured, 'eager' when every one measured failed."""
     rows = [r for r in (speed or {}).get("results", []) if r.get("seeds") == k and r["path"].startswith("fast-k")]
     if rows:
@@ -98,7 +98,7 @@ def evaluate_test(run_dir: Path, seeds, data_dir: Path, size: int, device, log) 
     from model.checkpoint import model_from_checkpoint
     from model.data import open_dataset
     from model.gpu_data import DeviceData
-    from model.multiseed import evaluate_models
+    from model.training.scoring import evaluate_models
 
     ds = open_dataset(data_dir)
     split = "test" if "test" in ds.splits else None
@@ -221,7 +221,7 @@ def main(argv=None) -> dict:
     p.add_argument("--state", default=str(REPO / "runs" / "gpu_protocol"), help="state folder, kept between calls (resumable)")
     p.add_argument("--data-root", default=str(REPO / "data"), help="folder holding the datasets named in --plan")
     p.add_argument("--plan", default=DEFAULT_PLAN, help="variant:dataset runs, in order")
-    p.add_argument("--seeds", default="0-4", help="seeds, trained at once by the K-seed trainer")
+    p.add_argument("--seeds", default="0-4", help="seeds, trained at once as one fleet")
     p.add_argument("--epochs", type=int, default=400, help="epochs of every run (the paper's 400)")
     p.add_argument("--size", type=int, default=256, help="input size (256 for the protocol; smaller for dry runs)")
     p.add_argument("--batch-size", type=int, default=8, help="images per step and seed (the paper's 8)")
@@ -231,7 +231,7 @@ def main(argv=None) -> dict:
     p.add_argument("--speed-paths", default=DEFAULT_SPEED, help="train_speed paths to measure")
     p.add_argument("--speed-steps", type=int, default=20, help="train_speed steps per path and round")
     p.add_argument("--speed-rounds", type=int, default=5, help="train_speed interleaved rounds")
-    p.add_argument("--engine", default="auto", help="training engine; auto = fastest K-seed engine measured, else the trainer's default")
+    p.add_argument("--engine", default="auto", help="training engine; auto = fastest fleet engine measured, else the trainer's default")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
     p.add_argument("--save-every", type=int, default=10, help="epochs between checkpoints (a stop always saves)")
@@ -249,8 +249,8 @@ def main(argv=None) -> dict:
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(REPO / ".cache" / "inductor"))
     import torch
 
-    from model.multiseed import parse_seeds
-    from model.train import main as train_main, pick_device
+    from model.train import main as train_main
+    from model.training.options import parse_seeds, pick_device
 
     seeds = parse_seeds(args.seeds)
     state = Path(args.state)

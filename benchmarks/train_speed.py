@@ -4,11 +4,10 @@ Measures the full training step (augmentation + forward + loss + backward + Adam
 in one process, interleaved in rounds so that both see the same machine load, and projects the
 time of one epoch and of the paper's 400 epochs for a training set of `--train-size` images.
 
-Paths: `eager` is the plain module (channels_last), `fast` is the single-seed trainer's default
-(`torch.compile` of the forward + loss), both with `augment()` per batch. `fast-k<K>[-<engine>]` is
-the K-seed trainer (model/multiseed.py: K seeds as one grouped network, data resident on the device,
-batched augmentation; engine as `--engine`, e.g. fast-k5-capture): its `img_per_s` counts the images
-of all K seeds, `img_per_s_per_seed` one seed's. On a GPU: `--paths eager,fast,fast-k1,fast-k5`.
+Paths, each the trainer's step (model/training/: data resident on the device, batched augmentation):
+`eager` and `fast` are one seed's (`--engine eager`, and `compile`, the CPU default), `fast-k<K>[-<engine>]`
+a fleet's (K seeds as one grouped network; engine as `--engine`, e.g. fast-k5-capture): its `img_per_s`
+counts the images of all K seeds, `img_per_s_per_seed` one seed's. On a GPU: `--paths eager,fast,fast-k1,fast-k5`.
 Batches come from real images when `--data` has them, else from synthetic lesions (said in the
 JSON). The first step (compile, graph capture) is reported on its own, not counted in the
 throughput. `protocol_h` projects the paper's protocol (5 seeds x 400 epochs, training only). A
@@ -34,15 +33,15 @@ from model.clitools import ArgumentParser, check_ranges, check_threads, user_err
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "isic2018"
-PATHS = {"eager": False, "fast": True}  # the single-seed trainer's paths: name -> torch.compile on
+PATHS = {"eager": "eager", "fast": "compile"}  # one seed's paths: name -> its engine
 FLEET_PATH = re.compile(r"^fast-k(\d+)(?:-(eager|compile|cudagraph|capture|capture-eager))?$")
 GPU_PATHS = "eager,fast,fast-k1,fast-k5"
 
 
 def parse_path(name: str):
-    """('single', compile) for eager/fast; ('fleet', K, engine or None) for fast-k<K>[-<engine>]."""
+    """('fleet', 1, engine) for eager/fast; ('fleet', K, engine or None) for fast-k<K>[-<engine>]."""
     if name in PATHS:
-        return ("single", PATHS[name])
+        return ("fleet", 1, PATHS[name])
     m = FLEET_PATH.match(name)
     if m and int(m.group(1)) >= 1:
         return ("fleet", int(m.group(1)), m.group(2))
@@ -68,29 +67,9 @@ def _batches(data: str, n: int, size: int, seed: int):
         return x, y, f"synthetic lesions ({e})"
 
 
-def _single_run(name, compile_on, device, xt, yt, batch, variant, seed):
-    from model.aulunet import build_model
-    from model.augment import augment
-    from model.train import make_loss_fn, train_step
-
-    torch.manual_seed(seed)
-    model = build_model(variant).to(device).to(memory_format=torch.channels_last).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
-    loss_fn, gen = make_loss_fn(model, compile_on), torch.Generator().manual_seed(seed)
-
-    def run(first: int, steps: int):  # the trainer's loop: augment() per batch, one step
-        for i in range(first, first + steps):
-            idx = (torch.arange(i * batch, (i + 1) * batch) % len(xt)).to(device)
-            xb, yb = augment(xt[idx], yt[idx], gen)
-            loss = train_step(loss_fn, opt, xb, yb)
-        return loss
-
-    return {"run": run, "seeds": 1, "engine": "compile" if compile_on else "eager", "cudnn_benchmark": False}
-
-
 def _fleet_run(k, engine, device, xt, yt, batch, variant, seed, compile_flag=True):
     from model.gpu_data import DeviceData, draw_aug_params
-    from model.multiseed import Fleet, resolve_engine
+    from model.training.engines import Fleet, resolve_engine
 
     engine = resolve_engine(engine or "auto", device, compile_flag)
     data = DeviceData(xt, yt.to(torch.uint8), [str(i) for i in range(len(xt))])
@@ -98,7 +77,7 @@ def _fleet_run(k, engine, device, xt, yt, batch, variant, seed, compile_flag=Tru
     gens = [torch.Generator().manual_seed(seed + j) for j in range(k)]
     n = len(xt)
 
-    def run(first: int, steps: int):  # the K-seed trainer's loop: one draw + transfer per round, then steps
+    def run(first: int, steps: int):  # the trainer's loop: one draw + transfer per round, then steps
         idx = [((torch.arange(batch) + (i * batch + j * 7)) % n) for i in range(first, first + steps) for j in range(k)]
         idx = torch.stack(idx).view(steps, k, batch).to(device)
         params = torch.cat([draw_aug_params(g, batch) for _ in range(steps) for g in gens]).to(device)
@@ -107,7 +86,7 @@ def _fleet_run(k, engine, device, xt, yt, batch, variant, seed, compile_flag=Tru
             loss = fleet.step(data, idx[s], params[s * rows:(s + 1) * rows])
         return loss
 
-    return {"run": run, "seeds": k, "engine": engine, "cudnn_benchmark": True}  # as model/multiseed.py sets it
+    return {"run": run, "seeds": k, "engine": engine, "cudnn_benchmark": True}  # as the trainer sets it
 
 
 def measure(paths, device: torch.device, batch: int, steps: int, rounds: int, size: int, data: str,
@@ -128,10 +107,7 @@ def measure(paths, device: torch.device, batch: int, steps: int, rounds: int, si
         kind = parse_path(name)
         t0 = time.perf_counter()
         try:
-            if kind[0] == "single":
-                r = _single_run(name, kind[1], device, xt, yt, batch, variant, seed)
-            else:
-                r = _fleet_run(kind[1], kind[2], device, xt, yt, batch, variant, seed, compile_flag)
+            r = _fleet_run(kind[1], kind[2], device, xt, yt, batch, variant, seed, compile_flag)
             torch.backends.cudnn.benchmark = r["cudnn_benchmark"]  # each path as its trainer runs it
             r["run"](0, 1).cpu()  # warm-up; the first step compiles (and captures a graph)
             sync()
@@ -222,14 +198,13 @@ def main(argv=None):
         ensure_writable_dir(Path(args.json).parent, "--json")  # before the measurement, not after it
     if args.threads:
         torch.set_num_threads(args.threads)
-    from model.multiseed import resolve_engine
-    from model.train import pick_device
+    from model.training.engines import resolve_engine
+    from model.training.options import pick_device
 
     device = pick_device(args.device)
     for kind in kinds:  # an engine this device cannot run is a user error, before anything is measured
-        if kind[0] == "fleet":
-            resolve_engine(kind[2] or args.engine, device)
-    paths = [s if not (kind[0] == "fleet" and kind[2] is None and args.engine != "auto") else f"{s}-{args.engine}"
+        resolve_engine(kind[2] or args.engine, device)
+    paths = [s if not (kind[2] is None and args.engine != "auto") else f"{s}-{args.engine}"
              for s, kind in zip(paths, kinds)]
     results, source, failed = measure(paths, device, args.batch, args.steps, args.rounds, args.size, args.data,
                                       progress=not args.no_progress)

@@ -204,6 +204,11 @@ def list_models(pattern: str = "") -> List[str]:
     return sorted(n for n in _REGISTRY if pattern in n)
 
 
+def model_name(variant: str) -> str:
+    """A variant as commands take it (v3, v3_in128 or the full aulunet_v3_in128) -> its registry name."""
+    return variant if variant.startswith("aulunet_") else f"aulunet_{variant}"
+
+
 def get_config(name: str) -> AULUNetConfig:
     if name not in _REGISTRY:
         raise KeyError(f"unknown model '{name}'; known: {', '.join(list_models())}")
@@ -217,8 +222,7 @@ def build_model(name_or_cfg, **overrides) -> AULUNet:
     elif isinstance(name_or_cfg, dict):
         cfg = AULUNetConfig.from_dict(name_or_cfg)
     else:
-        name = name_or_cfg if name_or_cfg in _REGISTRY else f"aulunet_{name_or_cfg}"
-        cfg = get_config(name)
+        cfg = get_config(name_or_cfg if name_or_cfg in _REGISTRY else model_name(name_or_cfg))
     return AULUNet(replace(cfg, **overrides) if overrides else cfg)
 
 

@@ -1,8 +1,8 @@
-"""Data parallelism over several processes (`torchrun`), for the K-seed trainer in model/multiseed.py.
+"""Data parallelism over several processes (`torchrun`), for the trainer in model/training/ (its fleets).
 
     torchrun --nproc-per-node 4 model/train.py --seeds 0,1,2,3,4 --data ... --engine compile
 
-Every process holds the whole (K-seed) model and the whole dataset, draws the same data order and
+Every process holds the whole (fleet) model and the whole dataset, draws the same data order and
 augmentation (the generators are seeded alike), and trains on its own contiguous slice of each
 global batch; after the backward pass the gradients are summed over processes in one all-reduce of
 one flat buffer (for a 28k-parameter model bucketing buys nothing). Each process weights its loss
@@ -24,6 +24,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+
+from model.errors import UserError
 
 
 def launched_by_torchrun() -> bool:
@@ -54,9 +56,9 @@ def setup(device_name: str) -> tuple:
     use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
     if use_cuda:
         if not torch.cuda.is_available():
-            raise SystemExit(f"error: --device {device_name} requested but no CUDA GPU is visible; use --device cpu")
+            raise UserError(f"--device {device_name} requested but no CUDA GPU is visible; use --device cpu")
         if local >= torch.cuda.device_count():
-            raise SystemExit(f"error: torchrun started {world} processes per node but only {torch.cuda.device_count()} "
+            raise UserError(f"torchrun started {world} processes per node but only {torch.cuda.device_count()} "
                              f"GPU(s) are visible; use --nproc-per-node {torch.cuda.device_count()} or fewer")
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)

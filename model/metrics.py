@@ -64,11 +64,15 @@ class PooledMetrics:
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
         for p, t in zip(np.asarray(pred), np.asarray(target)):
-            c = confusion(p, t)
-            self.cm += c
-            s = scores(c)
-            self.per_image_dsc.append(s["dsc"])
-            self.per_image_jaccard.append(s["miou"])
+            self.add_confusion(confusion(p, t))
+
+    def add_confusion(self, cm: Sequence[int]) -> None:
+        """One image given by its confusion counts [tn, fp, fn, tp] (e.g. counted on a GPU) instead of its masks."""
+        c = np.asarray(cm, dtype=np.int64)
+        self.cm += c
+        s = scores(c)
+        self.per_image_dsc.append(s["dsc"])
+        self.per_image_jaccard.append(s["miou"])
 
     def result(self) -> Dict:
         if not self.per_image_dsc:  # no images: no score (a ratio of zeros would read as a perfect 1.0)

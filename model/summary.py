@@ -17,7 +17,7 @@ if __package__ in (None, ""):
 
 import torch
 
-from model.aulunet import build_model, list_models
+from model.aulunet import build_model, list_models, model_name
 from model.clitools import ArgumentParser, HelpFormatter, check_ranges, user_errors
 from model.errors import UserError
 from model.preprocess import SIZE_MULTIPLE
@@ -60,7 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if args.variant == "all":
         names: List[str] = list_models()
     else:
-        name = args.variant if args.variant.startswith("aulunet_") else f"aulunet_{args.variant}"
+        name = model_name(args.variant)
         if name not in list_models():
             raise UserError(f"unknown variant '{args.variant}'; known: {', '.join(list_models())}")
         names = [name]

@@ -87,8 +87,8 @@ def test_resume_without_a_run_creates_nothing(tmp_path):
     (("--seed", "-1"), r"--seed must be at least 0 \(got -1\)"),
     (("--device", "foo"), r"--device foo: not a device; use auto, cpu or cuda\[:N\]"),
     (("--device", "meta"), r"--device meta: not a device"),
-    (("--seeds", "0-1000000000"), r"--seeds 0-1000000000: 1000000001 seeds; the K-seed trainer takes at most 64 at once"),
-    (("--seeds", ",".join(map(str, range(65)))), r"--seeds 0,1,2,.*,64: 65 seeds; the K-seed trainer takes at most 64"),
+    (("--seeds", "0-1000000000"), r"--seeds 0-1000000000: 1000000001 seeds; a fleet trains at most 64 at once"),
+    (("--seeds", ",".join(map(str, range(65)))), r"--seeds 0,1,2,.*,64: 65 seeds; a fleet trains at most 64"),
     (("--batch-size", "1"), r"--batch-size 1: BatchNorm needs more than one image per batch to train; use --batch-size 2"),
     # 4 training images in batches of 3 leave a last batch of 1 (ISIC 2018's 1,815 in batches of 8 leave 7: trained as is)
     (("--batch-size", "3"), r"--batch-size 3: 4 training images leave a last batch of 1 image, which BatchNorm cannot "
@@ -106,7 +106,7 @@ def test_no_gpu_is_one_line_from_the_library_function():
     import torch
 
     from model.errors import UserError
-    from model.train import pick_device
+    from model.training.options import pick_device
 
     with pytest.raises(UserError, match="--device foo: not a device"):
         pick_device("foo")

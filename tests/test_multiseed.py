@@ -1,6 +1,6 @@
-"""The K-seed trainer, its device data and batched augmentation, torchrun (gloo), and the GPU scripts' CPU rows.
+"""Fleets (K seeds trained as one network by model/training/), their device data and batched augmentation, torchrun (gloo), and the GPU scripts' CPU rows.
 
-Equality of a K-seed run with single-seed runs: in float32 against model/train.py itself, within bounds
+Equality of a fleet's seeds with single-seed runs: in float32 against model/train.py itself, within bounds
 that hold whatever the CPU's kernels round (grouped and plain convolutions round differently, and training
 amplifies it); and in float64 (--precision fp64) against K=1 runs of the same trainer, grouped against
 plain convolutions, where rounding is ~1e-15 and cannot hide a wrong seed mapping or BatchNorm update.
@@ -25,8 +25,12 @@ from model.checkpoint import load_checkpoint, model_from_checkpoint
 from model.data import load_arrays, open_dataset
 from model.gpu_data import DeviceData, apply_aug, draw_aug_params
 from model.losses import bce_dice_loss
-from model.multiseed import evaluate_models, fleet_loss, parse_seeds, stack_models, unstack_state
-from model.train import evaluate_arrays, main as train_main
+from model.errors import UserError
+from model.metrics import PooledMetrics
+from model.train import main as train_main
+from model.training.network import stack_models, unstack_state
+from model.training.options import parse_seeds
+from model.training.scoring import evaluate_models, seed_losses
 from tests.conftest import lesion_pair, save_png
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +81,7 @@ def test_stacked_network_computes_each_seed_alone(variant):
             assert torch.equal(m.state_dict()[key], t), key
     x = torch.rand(2, 3, 3, 32, 32, dtype=torch.float64)  # (batch, seed, channel, ...)
     y = (torch.rand(2, 3, 32, 32) > 0.5).double()
-    losses = fleet_loss(fleet(x.flatten(1, 2)), y)
+    losses = seed_losses(fleet(x.flatten(1, 2)), y)
     losses.sum().backward()
     for i, m in enumerate(models):
         loss = bce_dice_loss(m(x[:, i]), y[:, i:i + 1])
@@ -89,6 +93,16 @@ def test_stacked_network_computes_each_seed_alone(variant):
     out = fleet(x.flatten(1, 2))
     for i, m in enumerate(models):
         torch.testing.assert_close(out[:, i:i + 1], m.eval()(x[:, i]), rtol=1e-10, atol=1e-12)
+
+
+@torch.no_grad()
+def evaluate_arrays(model, x, y, batch=16):
+    """The reference: one plain model, masks compared on the host by PooledMetrics.update."""
+    model.eval()
+    pm = PooledMetrics()
+    for i in range(0, len(x), batch):
+        pm.update((model(x[i:i + batch])[:, 0] > 0).numpy(), y[i:i + batch])
+    return pm.result()
 
 
 def test_stacked_evaluation_equals_evaluate_arrays(shipped, ph2):
@@ -141,7 +155,7 @@ def adamw_drift_bound(lrs, betas=(0.9, 0.999)) -> float:
 
 def _fp32_runs_agree(a, b, n_steps):
     """Two float32 runs of one seed by different kernels (grouped vs plain convolution, augment vs apply_aug,
-    bce_dice_loss vs fleet_loss): what holds on any x86-64 or ARM CPU.
+    one call of bce_dice_loss vs one per seed): what holds on any x86-64 or ARM CPU.
 
     - parameters: within adamw_drift_bound, a guarantee (8e-3 here; measured 8e-4; seeds differ by ~0.9).
     - BatchNorm running statistics (EMAs of batch statistics, not bounded by AdamW): abs 2e-2. Float32 runs
@@ -170,7 +184,7 @@ def _fp32_runs_agree(a, b, n_steps):
 
 def test_two_seeds_in_one_process_equal_two_single_seed_runs(ph2, tmp_path):
     """--seeds 0,1 (eager, stopped after 2 of 3 epochs and resumed) vs model/train.py --seed 0 / --seed 1 in
-    float32; a seed's folder from the K-seed run resumed alone by model/train.py; and --seeds 0,1 vs --seeds 0
+    float32; a seed's folder from the fleet resumed alone by model/train.py; and --seeds 0,1 vs --seeds 0
     and --seeds 1 (grouped vs plain convolutions) in float64."""
     for s in (0, 1):
         train_main(_run(tmp_path / f"single{s}", "--seed", str(s), "--epochs", "3", "--no-compile", data=ph2))
@@ -197,7 +211,7 @@ def test_two_seeds_in_one_process_equal_two_single_seed_runs(ph2, tmp_path):
     other = max((singles[0]["state_dict"][k] - singles[1]["state_dict"][k]).abs().max().item()
                 for k in singles[0]["state_dict"] if singles[0]["state_dict"][k].dtype.is_floating_point)
     assert other > 10 * adamw_drift_bound([1e-3] * 6)  # seeds differ far more than the bound: no seed was trained as another
-    alone = load_checkpoint(tmp_path / "alone1" / "last.pt")  # K-seed state, finished by the single-seed trainer
+    alone = load_checkpoint(tmp_path / "alone1" / "last.pt")  # a fleet's seed state, finished alone
     assert alone["epoch"] == 3 and torch.equal(alone["rng"], singles[1]["rng"])
     _fp32_runs_agree(singles[1], alone, n_steps=6)
     log = json.loads((fleet / "fleet.json").read_text())
@@ -249,17 +263,15 @@ def test_torchrun_two_processes_equal_one_process(ph2, tmp_path):
 def test_k_seed_cli_errors(ph2, tmp_path):
     assert parse_seeds("0-2,7") == [0, 1, 2, 7]
     for bad, msg in (("a,b", "cannot read"), ("3-1", "cannot read"), ("1,1", "twice")):
-        with pytest.raises(SystemExit, match=msg):
+        with pytest.raises(UserError, match=msg):
             parse_seeds(bad)
     with pytest.raises(SystemExit, match="needs a CUDA GPU"):
         train_main(_run(tmp_path / "a", "--seeds", "0", "--engine", "capture", "--device", "cpu", "--epochs", "1", data=ph2))
     with pytest.raises(SystemExit, match="unknown engine"):
         train_main(_run(tmp_path / "a", "--seeds", "0", "--engine", "turbo", "--epochs", "1", data=ph2))
-    with pytest.raises(SystemExit, match="add --seeds"):
-        train_main(_run(tmp_path / "a", "--engine", "eager", "--epochs", "1", data=ph2))
     with pytest.raises(SystemExit, match="nothing to resume"):
         train_main(_run(tmp_path / "b", "--seeds", "0,1", "--engine", "eager", "--epochs", "1", "--resume", data=ph2))
-    from model.multiseed import FLEET_FORMAT
+    from model.training.runfolder import FLEET_FORMAT
 
     (tmp_path / "c").mkdir()
     torch.save({"format": FLEET_FORMAT, "model": "aulunet_v3"}, tmp_path / "c" / "fleet_last.pt")

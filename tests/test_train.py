@@ -5,7 +5,8 @@ import torch
 
 from model.augment import augment
 from model.checkpoint import FORMAT, load_checkpoint
-from model.train import lr_at, main as train_main, parse_args
+from model.train import main as train_main, parse_args
+from model.training.options import lr_at
 
 
 def test_augment_keeps_image_and_mask_aligned():
@@ -102,12 +103,12 @@ def test_compiled_steps_match_eager(ph2):
     - BatchNorm running statistics after the forward: momentum 0.1 times a batch mean / variance over 32768
       values, each carrying that relative error: abs 1e-4 (a missed update leaves them off by > 1e-2).
     - gradients, as one vector: BatchNorm's backward over small batches amplifies rounding (float32 gradients
-      at initialisation are up to ~2% off float64 ones, model/multiseed.py), so each kernel's vector is ~1% off
+      at initialisation are up to ~2% off float64 ones, model/training/engines.py), so each kernel's vector is ~1% off
       exact and two kernels up to ~2% apart: bound 5e-2 of its norm (measured <= 7e-3); a wrong gradient is
       off by O(1)."""
     from model.aulunet import build_model
     from model.data import load_arrays, open_dataset
-    from model.train import make_loss_fn
+    from model.training.engines import make_loss_fn
 
     x, y = load_arrays(open_dataset(ph2).subset("train")[:8], 64)
     x, y = torch.from_numpy(x), torch.from_numpy(y).float().unsqueeze(1)
@@ -117,7 +118,7 @@ def test_compiled_steps_match_eager(ph2):
         models.append(build_model("v3").to(memory_format=torch.channels_last).train())
     eager, comp = models
     opt = torch.optim.AdamW(eager.parameters(), lr=1e-3, weight_decay=1e-2)
-    fn_e, fn_c = make_loss_fn(eager, False), make_loss_fn(comp, True)
+    fn_e, fn_c = make_loss_fn(eager, "eager"), make_loss_fn(comp, "compile")
     gen = torch.Generator().manual_seed(0)
     losses = {False: [], True: []}
     for _ in range(20):
@@ -126,7 +127,7 @@ def test_compiled_steps_match_eager(ph2):
         comp.load_state_dict(eager.state_dict())  # the same weights and statistics (copied in place: no recompile)
         for compiled, m, fn in ((False, eager, fn_e), (True, comp, fn_c)):
             m.zero_grad(set_to_none=True)
-            loss = fn(xb, yb)
+            loss = fn(xb, yb).sum()  # the per-seed losses of a fleet of one: (1,)
             loss.backward()
             losses[compiled].append(loss.item())
         assert losses[True][-1] == pytest.approx(losses[False][-1], rel=1e-4, abs=0)

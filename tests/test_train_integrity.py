@@ -149,3 +149,30 @@ def test_divergence_keeps_the_last_good_epoch(run):
     assert _snapshot(out) == before
     best = torch.load(out / "best.pt", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in best.values() if v.is_floating_point())
+
+
+def test_fleet_resume_is_bit_identical(tmp_path):
+    """A fleet killed after epoch 1 and resumed from fleet_last.pt equals the uninterrupted fleet, seed by seed
+    (the same kernels on the same inputs: exactly)."""
+    data = _dataset(tmp_path / "d")
+    common = ["--seeds", "0,1", "--engine", "eager", "--batch-size", "2", "--epochs", "2"]
+    train_main(_args(data, tmp_path / "straight", *common))
+    train_main(_args(data, tmp_path / "killed", *common, "--stop-after", "1"))
+    train_main(_args(data, tmp_path / "killed", *common, "--resume"))
+    for s in (0, 1):
+        a, b = (torch.load(tmp_path / f / f"seed{s}" / "last.pt", weights_only=True) for f in ("straight", "killed"))
+        assert a["epoch"] == b["epoch"] == 2
+        for k in a["state_dict"]:
+            assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+        assert [e["loss"] for e in a["history"]] == [e["loss"] for e in b["history"]]
+        assert torch.equal(a["rng"], b["rng"])
+
+
+def test_one_seed_is_driven_like_a_fleet_and_keeps_its_layout(tmp_path):
+    """--engine and --save-every drive a single seed too (the same trainer); its folder holds only its run's files."""
+    data = _dataset(tmp_path / "d")
+    res = train_main(_args(data, tmp_path / "run", "--engine", "eager", "--save-every", "2", "--epochs", "3"))
+    assert res["finished"] and res["engine"] == "eager" and res["best"]["epoch"] >= 1
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "curve.png", "last.pt", "log.json"]
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert last["epoch"] == 3 and len(last["history"]) == 3 and last["train_args"]["seeds"] is None
