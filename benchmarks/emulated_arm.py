@@ -13,7 +13,7 @@ and nothing runs. What it needs and builds:
 - a sysroot of Debian arm64 packages (python3.11 and the libraries it and the wheels load), fetched with
   `apt-get download` and unpacked with `dpkg -x` (no chroot, no debootstrap), plus an ARM /proc/cpuinfo:
   qemu's -L prefix is searched first, and ONNX Runtime fails on the host's x86 one;
-- aarch64 wheels of numpy, onnxruntime, ai-edge-litert and openvino installed by this host's pip with
+- aarch64 wheels of numpy, onnxruntime, ai-edge-litert, openvino and ncnn installed by this host's pip with
   `--platform manylinux_*_aarch64 --only-binary=:all: --target` (openvino's needs glibc >= 2.35: bookworm
   has 2.36). QEMU_CPU=cortex-a72: qemu's default CPU model is ~20x slower.
 """
@@ -42,7 +42,11 @@ DEBS = ["python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "
         "libffi8", "libssl3", "libbz2-1.0", "liblzma5", "libgcc-s1", "libstdc++6", "libgomp1", "libsqlite3-0",
         "libuuid1", "libncursesw6", "libtinfo6", "libreadline8", "libcrypt1", "libnsl2", "libtirpc3", "libdb5.3",
         "libgssapi-krb5-2"]
-WHEELS = ["numpy>=1.26,<2.5", "onnxruntime>=1.18,<2", "ai-edge-litert>=2.3,<3", "openvino>=2024.4", "tqdm>=4.66,<5"]
+WHEELS = ["numpy>=1.26,<2.5", "onnxruntime>=1.18,<2", "ai-edge-litert>=2.3,<3", "openvino>=2024.4", "ncnn>=1.0.20261020",
+          "tqdm>=4.66,<5"]
+# ExecuTorch has no torch-free aarch64 runtime for this sysroot's Python 3.11: executorch-numpy-runtime needs 3.12
+# (`pip download --platform manylinux_2_28_aarch64 --python-version 3.11 executorch-numpy-runtime` finds none), and
+# executorch itself needs torch. Its .pte entries therefore report that no ExecuTorch runtime is installed.
 PLATFORMS = ["manylinux_2_36_aarch64", "manylinux_2_35_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64",
              "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
 CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
@@ -137,7 +141,7 @@ def _wheels(dest: Path) -> None:
            "--python-version", "3.11", "--implementation", "cp", "--target", str(dest)]
     for plat in PLATFORMS:
         cmd += ["--platform", plat]
-    _run(cmd + WHEELS, "pip install of the aarch64 wheels (numpy, onnxruntime, ai-edge-litert, openvino)")
+    _run(cmd + WHEELS, "pip install of the aarch64 wheels (numpy, onnxruntime, ai-edge-litert, openvino, ncnn)")
 
 
 def python_command(paths: Dict[str, Path]) -> List[str]:
