@@ -12,8 +12,8 @@ import pytest
 
 import runtimes
 from model.checkpoint import file_sha256
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "android_demo"
 ASSETS = APP / "app" / "src" / "main" / "assets"
 CORE = APP / "core" / "src"

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "android_demo" / "tools"
 ASSETS = REPO / "android_demo" / "app" / "src" / "main" / "assets"
 

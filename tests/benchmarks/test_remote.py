@@ -8,11 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import run as bench
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 TINY = ["--threads", "1", "--eval-count", "1", "--warmup", "0", "--runs", "2", "--min-seconds", "0", "--no-progress"]
 
@@ -107,3 +108,30 @@ def test_unreachable_or_unknown_host_fails_clearly(sshd, ph2, tmp_path):
     with pytest.raises(SystemExit, match="with numpy is not available on the device"):
         bench.main(["--data", str(ph2), "--out", str(tmp_path), "--formats", "onnx", *TINY,
                     *ssh_args(sshd, python="/nonexistent/python3")])
+
+
+def test_remote_bundle_is_self_contained(tmp_path):
+    """What --host streams to a device (benchmarks/remote.py BUNDLE) must run the runner on its own, without
+    torch: every module the runner imports travels with it."""
+    import io
+    import json
+    import tarfile
+
+    from benchmarks.remote import pack
+
+    np.savez_compressed(tmp_path / "eval.npz", x=np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32),
+                        y=np.zeros((1, 256, 256), bool), ref=np.zeros((1, 256, 256), np.float16))
+    with tarfile.open(fileobj=io.BytesIO(pack([REPO / "exports" / "aulunet_v3_ph2.onnx"], tmp_path / "eval.npz"))) as tar:
+        tar.extractall(tmp_path / "device", filter="data")
+    dev = tmp_path / "device"
+    # no torch, and not the repository either (the editable install's finder would supply missing modules)
+    code = ("import sys, runpy; sys.modules['torch'] = None; "
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in getattr(f, '__module__', '') "
+            "and 'editable' not in getattr(type(f), '__module__', '')]; "
+            "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    p = subprocess.run([sys.executable, "-c", code, str(dev / "benchmarks" / "runner.py"), "--one",
+                        str(dev / "models" / "aulunet_v3_ph2.onnx"), "--eval", str(dev / "eval" / "eval.npz"), "--runs", "2",
+                        "--warmup", "0", "--min-seconds", "0"], capture_output=True, text=True, cwd=dev,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert p.returncode == 0, p.stderr[-1500:]
+    assert json.loads(p.stdout.splitlines()[-1])["n_runs"] >= 2

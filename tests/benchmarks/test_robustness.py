@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from tests.conftest import REPO
 from model.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
 

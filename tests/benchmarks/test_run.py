@@ -1,7 +1,9 @@
-"""benchmarks/: host runs of every format in their real runtimes (tiny settings), the JSON, and bad input."""
+"""benchmarks/run.py: host runs of every format in their real runtimes (tiny settings), the JSON, where results go,
+and bad input (issue 11)."""
+import hashlib
 import json
-import subprocess
-import sys
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +11,16 @@ import pytest
 
 from benchmarks import run as bench
 from benchmarks import runner
-from benchmarks.targets import check_targets
+from tests.conftest import REPO, make_generic, save_png
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["--threads", "1", "--eval-count", "2", "--warmup", "1", "--runs", "3", "--min-seconds", "0", "--no-progress"]
+
+TINY_ONNX = ["--formats", "onnx", "--threads", "1", "--eval-count", "2", "--warmup", "0", "--runs", "2", "--min-seconds", "0",
+             "--no-progress"]
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -94,20 +102,6 @@ def test_rounds_interleave_and_pool_latencies(tmp_path):
     assert "p50 per round 2.0 / 4.0 ms" in md
 
 
-def test_runner_needs_no_torch(tmp_path):
-    """The device side: block `import torch` and run the runner on an ONNX and a TFLite file."""
-    np.savez_compressed(tmp_path / "eval.npz", x=np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32),
-                        y=np.zeros((1, 256, 256), bool), ref=np.zeros((1, 256, 256), np.float16))
-    code = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
-            "runpy.run_path(sys.argv[0], run_name='__main__')")
-    for name in ("aulunet_v3_ph2.onnx", "aulunet_v3_ph2_int8.tflite"):
-        proc = subprocess.run([sys.executable, "-c", code, str(REPO / "benchmarks" / "runner.py"), "--one",
-                               str(REPO / "exports" / name), "--eval", str(tmp_path / "eval.npz"), "--runs", "2",
-                               "--warmup", "0", "--min-seconds", "0"], capture_output=True, text=True, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr[-500:]
-        assert json.loads(proc.stdout.splitlines()[-1])["n_runs"] >= 2
-
-
 def test_bad_input(ph2, tmp_path):
     cases = [
         (["--device", "jetson"], "unknown device 'jetson'"),
@@ -124,39 +118,121 @@ def test_bad_input(ph2, tmp_path):
             bench.main(argv + ["--out", str(tmp_path), "--no-progress"])
 
 
-def test_targets_logic():
-    rows = [{"name": "torch", "p50_ms": 40.0}, {"name": "openvino", "p50_ms": 4.0}, {"name": "openvino-int8", "p50_ms": 5.0},
-            {"name": "onnx", "p50_ms": 10.0}, {"name": "onnx-int8", "p50_ms": 9.0}, {"name": "tflite", "error": "x"},
-            {"name": "tflite", "threads": 2, "p50_ms": 6.0}, {"name": "tflite-int8", "threads": 2, "p50_ms": 5.0},
-            {"name": "tflite", "threads": 1, "p50_ms": 9.0}, {"name": "tflite-int8", "threads": 1, "p50_ms": 10.0},
-            {"name": "tflite-int8", "threads": 4, "p50_ms": 3.0}]
-    t = {x["target"].replace(" p50", ""): x for x in check_targets(rows, wall_seconds=200)}
-    assert t["best format <= 1/8 of PyTorch eager (tflite-int8)"]["met"] is True  # 3/40 <= 0.125
-    assert t["openvino-int8 <= openvino (1 thread)"]["met"] is False and t["onnx-int8 <= onnx (1 thread)"]["met"] is True
-    # per thread count: the int8 win at 2 threads does not hide the loss at 1; 4 threads has no fp32 pair
-    assert t["tflite-int8 <= tflite (2 threads)"]["met"] is True and t["tflite-int8 <= tflite (1 thread)"]["met"] is False
-    assert not any("4 threads" in k for k in t)
-    assert t["benchmark run wall time"]["met"] is False
-    # with rounds, ratios are paired per round: one busy round (3rd) does not decide the verdict
-    rounds = [{"name": "torch", "threads": 1, "p50_ms": 40.0, "round_p50s_ms": [40.0, 40.0, 40.0]},
-              {"name": "onnx", "threads": 1, "p50_ms": 10.0, "round_p50s_ms": [10.0, 10.0, 30.0]},
-              {"name": "onnx-int8", "threads": 1, "p50_ms": 11.0, "round_p50s_ms": [9.0, 9.5, 33.0]}]
-    t = {x["target"].replace(" p50", ""): x for x in check_targets(rounds)}
-    assert t["onnx-int8 <= onnx (1 thread)"]["met"] is True  # per-round 0.90, 0.95, 1.10 -> median 0.95
-    assert "median of 3 paired rounds" in t["onnx-int8 <= onnx (1 thread)"]["value"]
-    assert t["best format <= 1/8 of PyTorch eager (onnx)"]["value"].startswith("0.250")
+# ------------------------------------------------------------------ bad input and where results go (issue 11)
+
+@pytest.mark.parametrize("case,message", [
+    ("corrupt", r"a1\.png: cannot decode image"),
+    ("empty", r"data: folder is empty"),
+    ("weights", r"noise\.pt: not a readable PyTorch checkpoint"),
+    ("mask", r"b2_segmentation\.png: mask is 10x10 but its image is 48x40"),
+])
+def test_bad_data_or_weights_are_one_line(tmp_path, case, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    argv = ["--data", str(data), "--out", str(tmp_path / "out"), "--split", "all", *TINY_ONNX]
+    if case != "empty":
+        make_generic(data)
+    if case == "corrupt":
+        (data / "images" / "a1.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    if case == "mask":
+        save_png(data / "masks" / "b2_segmentation.png", np.zeros((10, 10), np.uint8))
+    if case == "weights":
+        (tmp_path / "noise.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+        argv += ["--weights", str(tmp_path / "noise.pt")]
+    with pytest.raises(SystemExit, match=r"^error: .*" + message):
+        bench.main(argv)
+    assert not list((tmp_path / "out").glob("*.npz")) if (tmp_path / "out").exists() else True
 
 
-def test_profile_ops_onnx_and_openvino(tmp_path, capsys):
-    from benchmarks import profile_ops
+@pytest.mark.parametrize("argv,message", [
+    (["--runs", "0"], r"--runs must be at least 1 \(got 0\)"),
+    (["--warmup", "-1"], r"--warmup must be at least 0 \(got -1\)"),
+    (["--min-seconds", "-1"], r"--min-seconds must be at least 0 \(got -1\.0\)"),
+    (["--eval-count", "-2"], r"--eval-count must be at least 0 \(got -2\)"),
+    (["--port", "0"], r"--port must be at least 1 \(got 0\)"),
+    (["--port", "70000"], r"--port 70000: give a TCP port"),
+    (["--device", "rpi"], r"this machine is not a Raspberry Pi .* or from here with --device rpi --host user@raspberrypi\.local"),
+    (["--update-results", "--out", "x"], r"--update-results writes to benchmarks/results/; drop --out"),
+    (["--formats", ""], r"^error: --formats '': name at least one format"),
+    (["--formats", " , "], r"^error: --formats ' , ': name at least one format"),
+    (["--identity", "/nope/key", "--host", "pi@192.0.2.1"], r"^error: --identity /nope/key: file not found"),
+    (["--known-hosts", "/nope/kh", "--host", "pi@192.0.2.1"], r"^error: --known-hosts /nope/kh: file not found"),
+])
+def test_bad_arguments(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        bench.main(argv + ["--no-progress"])
 
-    files = [REPO / "exports" / "aulunet_v3_ph2.onnx", REPO / "exports" / "aulunet_v3_ph2_int8.xml"]
-    res = profile_ops.main([*map(str, files), "--threads", "1", "--runs", "2", "--json", str(tmp_path / "p.json")])
-    ort_ops, ov_ops = res["aulunet_v3_ph2.onnx"], res["aulunet_v3_ph2_int8.xml"]
-    assert ort_ops["Conv"] > 0 and 0 < ort_ops["@full-res"] < sum(v for k, v in ort_ops.items() if k != "@full-res")
-    assert any(k.startswith("Convolution [") and "8" in k.split("[")[1] for k in ov_ops), ov_ops  # int8 kernels
-    assert json.loads((tmp_path / "p.json").read_text()).keys() == res.keys()
-    out = capsys.readouterr().out
-    assert "ONNX Runtime, 1 thread(s)" in out and "OpenVINO, 1 thread(s)" in out and "of which at 256x256" in out
-    with pytest.raises(SystemExit, match="not an existing .onnx or .xml file"):
-        profile_ops.main([str(tmp_path / "model.tflite")])
+
+def test_runs_go_to_outputs_and_leave_committed_results_alone(ph2, tmp_path, monkeypatch, capsys):
+    committed = {p: _sha(p) for p in (REPO / "benchmarks" / "results").glob("host.*")}
+    assert committed, "benchmarks/results/host.* must be committed"
+    res = bench.main(["--data", str(ph2), *TINY_ONNX])
+    assert (bench.DEFAULT_OUT / "host.json").is_file() and bench.DEFAULT_OUT.relative_to(REPO).parts[0] == "outputs"
+    assert {p: _sha(p) for p in committed} == committed
+    assert "committed benchmarks/results/ is unchanged" in capsys.readouterr().out
+    assert res["results"][0]["name"] == "onnx"
+    # --update-results is the one way to replace them (here pointed at a scratch folder)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "results")
+    bench.main(["--data", str(ph2), "--update-results", *TINY_ONNX])
+    assert (tmp_path / "results" / "host.json").is_file() and (tmp_path / "results" / "host.md").is_file()
+    assert not list((tmp_path / "results").glob("*.npz"))
+
+
+def test_exports_folder_missing_or_without_exports_is_one_line(ph2, tmp_path):
+    """--exports /typo used to benchmark PyTorch alone and say nothing."""
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match=r"^error: --exports \S*typo: folder not found; pass the folder that export/all\.py wrote"):
+        bench.main(["--data", str(ph2), "--exports", str(tmp_path / "typo"), "--out", str(out), "--no-progress"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no models here\n")
+    with pytest.raises(SystemExit, match=r"^error: --exports \S*empty: no exported file of aulunet_v3_\w+\.pt "
+                                         r"\(e\.g\. aulunet_v3_\w+\.onnx\); run python export/all\.py .*or pass --formats torch$"):
+        bench.main(["--data", str(ph2), "--exports", str(tmp_path / "empty"), "--out", str(out), "--no-progress"])
+    assert not out.exists()
+
+
+CORES = os.cpu_count() or 1
+
+
+TOO_MANY = str(CORES + 1)
+
+
+THREADS_MSG = rf"^error: --threads {TOO_MANY}: this machine has {CORES} cores?; give 1\.\.{CORES}$"
+
+
+def test_too_many_threads_are_refused_by_every_benchmark(tmp_path):
+    """--threads 1000 was accepted (35.6 s for what takes 2.6 s): refused before anything runs."""
+    from benchmarks import profile_ops, runner, train_speed
+
+    with pytest.raises(SystemExit, match=THREADS_MSG):
+        bench.main(["--threads", f"1,{TOO_MANY}", "--out", str(tmp_path / "out"), "--no-progress"])
+    with pytest.raises(SystemExit, match=THREADS_MSG):
+        runner.main(["--models", str(REPO / "exports" / "aulunet_v3_ph2.onnx"), "--eval", str(tmp_path / "e.npz"),
+                     "--threads", TOO_MANY])
+    with pytest.raises(SystemExit, match=THREADS_MSG):
+        profile_ops.main(["--threads", TOO_MANY])
+    with pytest.raises(SystemExit, match=THREADS_MSG):
+        train_speed.main(["--threads", TOO_MANY, "--json", str(tmp_path / "speed.json")])
+    with pytest.raises(SystemExit, match=r"^error: --threads must be at least 0 \(got -2\)$"):
+        train_speed.main(["--threads", "-2"])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "speed.json").exists()
+
+
+@pytest.mark.parametrize("tool,argv", [
+    ("run", ["--json", "benchmarks/results/host.json"]),
+    ("run", ["--markdown", "benchmarks/results/host.md"]),
+    ("run", ["--plot", "benchmarks/results/host.png"]),
+    ("runner", ["--models", "exports/aulunet_v3_ph2.onnx", "--eval", "e.npz", "--json", "benchmarks/results/host.json"]),
+    ("profile_ops", ["--json", "benchmarks/results/profile_ops_host.json"]),
+    ("train_speed", ["--json", "benchmarks/results/train_speed_cpu.json"]),
+])
+def test_committed_results_only_with_update_results(tool, argv, monkeypatch):
+    """Every benchmark refuses, before measuring anything, to write into benchmarks/results/ without --update-results."""
+    import importlib
+
+    monkeypatch.chdir(REPO)
+    committed = {p: _sha(p) for p in (REPO / "benchmarks" / "results").iterdir()}
+    target = argv[-1]
+    with pytest.raises(SystemExit, match=rf"^error: {re.escape(target)}: is a committed result; pass --update-results"):
+        importlib.import_module(f"benchmarks.{tool}").main(argv + (["--no-progress"] if tool != "profile_ops" else []))
+    assert {p: _sha(p) for p in (REPO / "benchmarks" / "results").iterdir()} == committed

@@ -1,8 +1,7 @@
 """README.md and docs/: the measured tables are what the committed JSON says (docs/generate.py)."""
 import runpy
-from pathlib import Path
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 gen = runpy.run_path(str(REPO / "docs" / "generate.py"), run_name="docs_generate")
 
 

@@ -5,15 +5,14 @@ import inspect
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from export import int8_recipes as ir
 from export.formats import FORMATS
 from model.checkpoint import file_sha256
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "exports"
 
 

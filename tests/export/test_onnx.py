@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import runtimes
-from conftest import export_every_quantization
+from tests.conftest import export_every_quantization
 from export.cli import EXPORTS
 from export.formats import FORMATS, for_path, markdown_table
 from export.parity import GATES, check_gates, compare

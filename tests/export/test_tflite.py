@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import runtimes
-from conftest import export_every_quantization
+from tests.conftest import export_every_quantization
 from model.checkpoint import file_sha256
 
 pytest.importorskip("ai_edge_litert")
@@ -14,7 +14,7 @@ pytest.importorskip("litert_torch")
 from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 
 from export.to_tflite import build  # noqa: E402
-from test_export_cli import ckpt64  # noqa: E402,F401  (a checkpoint trained at --size 64)
+from tests.export.test_cli import ckpt64  # noqa: E402,F401  (a checkpoint trained at --size 64)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ import runtimes
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.demo import main as demo_main
 from model.evaluate import main as evaluate_main
+from tests.conftest import REPO, assert_one_line_error, cli, foreign_onnx
 
 KEYS = {"miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images", "jaccard_mean", "thresholded_jaccard"}
 
@@ -98,7 +98,7 @@ def test_demo_on_real_data(shipped, ph2, tmp_path):
 
 
 def test_demo_scores_the_test_split_when_the_data_has_one(shipped, tmp_path):
-    from conftest import lesion_pair, save_png
+    from tests.conftest import lesion_pair, save_png
 
     rng = np.random.default_rng(0)
     ids = [f"case{i}" for i in range(7)]
@@ -119,7 +119,7 @@ def test_demo_refuses_the_models_training_images(shipped, ph2, tmp_path, capsys)
     assert not (tmp_path / "metrics.json").exists()
 
 
-EXPORTS = Path(__file__).resolve().parents[1] / "exports"
+EXPORTS = REPO / "exports"
 
 
 @pytest.mark.parametrize("name", ["aulunet_v3_ph2.onnx", "aulunet_v3_ph2_int8.onnx", "aulunet_v3_ph2.xml",
@@ -165,3 +165,34 @@ def test_export_without_its_checkpoint_is_traced_by_the_data_in_its_metadata(ph2
     onnx.save(m, str(tmp_path / "copy.onnx"))
     err = overlap_error(tmp_path / "copy.onnx", train, "train")  # metadata read from the file
     assert "120 of the 120 'train' images" in err and "its source checkpoint elsewhere.pt" in err
+
+
+# ------------------------------------------------------------------ the CLI on foreign or broken model files, bad arguments (issue 11)
+
+def test_evaluate_cli_foreign_model(tmp_path, ph2):
+    f = foreign_onnx(tmp_path / "foreign.onnx")
+    rc, _, err = cli("model/evaluate.py", "--weights", f, "--data", ph2, "--no-progress")
+    assert_one_line_error(rc, err, r"foreign\.onnx: no AULUNet metadata")
+    rc, out, err = cli("model/evaluate.py", "--weights", f, "--data", ph2, "--no-progress", "--allow-foreign")
+    assert rc == 0 and "note: " in err and "assuming RGB resized to 256x256" in err
+    assert json.loads(out)["dsc"] > 0.94  # it is the shipped model after all
+
+
+def test_cli_on_checkpoint_without_config_exits_with_one_line(tmp_path, shipped, ph2):
+    ck = {k: v for k, v in load_checkpoint(shipped).items() if k != "config"}
+    torch.save(ck, tmp_path / "noconfig.pt")
+    rc, _, err = cli("model/evaluate.py", "--weights", tmp_path / "noconfig.pt", "--data", ph2, "--no-progress")
+    assert_one_line_error(rc, err, r"noconfig\.pt: checkpoint lacks 'config'")
+
+
+def test_evaluate_bad_arguments(tmp_path, ph2):
+    from model.evaluate import main as evaluate_main
+
+    with pytest.raises(SystemExit, match=r"--threads must be at least 0 \(got -1\)"):
+        evaluate_main(["--threads", "-1", "--data", str(ph2)])
+    with pytest.raises(SystemExit, match=r"no 'test' split \(have train, val\); add it to split\.json"):
+        evaluate_main(["--split", "test", "--data", str(ph2), "--no-progress"])
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit, match=r"m\.json: cannot (create its folder|write it)"):
+        evaluate_main(["--data", str(ph2), "--no-progress", "--json", str(blocker / "m.json")])

@@ -1,6 +1,6 @@
 """EXIF orientation (issue 18): images and masks are read as every viewer shows them (PIL's
 ImageOps.exif_transpose), by the file loader (model/data.py) and by predict() on a PIL image alike. The
-browser's decoding is checked in tests/test_web_exif.py, the Android app's in tests/test_android_demo.py."""
+browser's decoding is checked in tests/web_demo/test_exif.py, the Android app's in tests/android_demo/test_app.py."""
 import warnings
 
 import numpy as np

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from model.data import load_arrays, open_dataset
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 IN_PROGRESS = REPO / "model" / "weights" / "in_progress"
 
 COUNTS = {"isic2018": (2594, {"train": 1815, "val": 259, "test": 520}, (192, 256)),
@@ -44,14 +44,31 @@ def _states():
     return sorted(IN_PROGRESS.glob("*/last.pt")) if IN_PROGRESS.is_dir() else []
 
 
-@pytest.mark.parametrize("last", _states() or [pytest.param(None, marks=pytest.mark.skip(reason="no ISIC run in progress"))],
-                         ids=lambda p: p.parent.name if p else "none")
-def test_committed_run_state_resumes(last):
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory):
+    """A run that stopped after its first of two epochs, as a session that ends mid-run leaves it (its data beside it)."""
+    from model.synthetic import write_synthetic_dataset
+    from model.train import main as train_main
+
+    root = tmp_path_factory.mktemp("stopped_run")
+    data = write_synthetic_dataset(root / "data", n=6, shape=(64, 64))
+    train_main(["--data", str(data), "--out", str(root / "run"), "--size", "32", "--epochs", "2", "--stop-after", "1",
+                "--threads", "1", "--no-compile", "--no-progress"])
+    return root / "run" / "last.pt", data
+
+
+# every committed run state, and always one made here: the check runs even while model/weights/in_progress/ is empty
+@pytest.mark.parametrize("last", [None, *_states()], ids=lambda p: p.parent.name if p else "stopped_here")
+def test_committed_run_state_resumes(last, request):
     """A run committed mid-way (see model/weights/in_progress/README.md) loads into the model, the
     optimizer and the generator exactly as `--resume` does, and its data are the split it started on."""
     from model.aulunet import build_model
     from model.checkpoint import load_checkpoint
 
+    if last is None:
+        last, root = request.getfixturevalue("stopped_run")
+    else:
+        root = None
     ck = load_checkpoint(last)
     log = json.loads((last.parent / "log.json").read_text())
     assert ck["epoch"] == len(ck["history"]) == len(log["epochs"]) >= 1
@@ -61,7 +78,7 @@ def test_committed_run_state_resumes(last):
     opt = torch.optim.AdamW(model.parameters())
     opt.load_state_dict(ck["optimizer"])
     torch.Generator().set_state(ck["rng"])
-    root = REPO.parent / "shared" / "data" / Path(ck["data"]["root"]).name
+    root = root or REPO.parent / "shared" / "data" / Path(ck["data"]["root"]).name
     if not (root / "images").is_dir():
         pytest.skip(f"{root} absent: cannot check the run's split (CI always has it)")
     assert open_dataset(root).split_hash() == ck["data"]["split_hash"]

@@ -1,49 +1,21 @@
-"""runtimes.load, Segmenter.predict and checkpoints on bad input (issue 11): the right answer or one line."""
+"""runtimes.load and Segmenter.run / predict on bad input (issue 11): the right answer or one line."""
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import runtimes
-from model.checkpoint import CheckpointError, load_checkpoint
 from model.errors import InputError, ModelFileError
+from tests.conftest import REPO, foreign_onnx
+from tests.model.test_checkpoint import BAD_HEADERS
 
-REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "exports"
-
-
-def cli(script, *args):
-    """Run a CLI as a user would: (exit code, stdout, stderr)."""
-    proc = subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True, text=True, cwd=REPO)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def assert_one_line_error(rc, err, pattern):
-    import re
-
-    assert rc != 0
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 # ------------------------------------------------------------------ model files without the toolkit's metadata
 
-def _foreign_onnx(path):
-    import onnx
-
-    m = onnx.load(str(EXPORTS / "aulunet_v3_ph2.onnx"))
-    del m.metadata_props[:]
-    onnx.save(m, str(path))
-    return path
-
-
 def test_foreign_onnx_is_refused_unless_allowed(tmp_path):
-    f = _foreign_onnx(tmp_path / "foreign.onnx")
+    f = foreign_onnx(tmp_path / "foreign.onnx")
     with pytest.raises(ModelFileError, match=r"foreign\.onnx: no AULUNet metadata .* pass --allow-foreign .* assuming RGB resized to 256x256"):
         runtimes.load(f)
     with pytest.warns(UserWarning, match="no AULUNet metadata; assuming"):
@@ -56,7 +28,7 @@ def test_foreign_onnx_is_refused_unless_allowed(tmp_path):
 def test_foreign_files_of_every_runtime_are_refused(tmp_path):
     import openvino as ov
 
-    ov.save_model(ov.convert_model(str(_foreign_onnx(tmp_path / "f.onnx"))), str(tmp_path / "foreign.xml"))
+    ov.save_model(ov.convert_model(str(foreign_onnx(tmp_path / "f.onnx"))), str(tmp_path / "foreign.xml"))
     with pytest.raises(ModelFileError, match=r"foreign\.xml: no AULUNet metadata"):
         runtimes.load(tmp_path / "foreign.xml")
     from ai_edge_litert.tools import flatbuffer_utils
@@ -93,15 +65,6 @@ def test_broken_metadata_is_a_clear_error(tmp_path):
     onnx.save(m, str(tmp_path / "other_meta.onnx"))
     with pytest.raises(ModelFileError, match=r"other_meta\.onnx: its 'aulunet' metadata lacks toolkit, preprocessing or threshold"):
         runtimes.load(tmp_path / "other_meta.onnx")
-
-
-def test_evaluate_cli_foreign_model(tmp_path, ph2):
-    f = _foreign_onnx(tmp_path / "foreign.onnx")
-    rc, _, err = cli("model/evaluate.py", "--weights", f, "--data", ph2, "--no-progress")
-    assert_one_line_error(rc, err, r"foreign\.onnx: no AULUNet metadata")
-    rc, out, err = cli("model/evaluate.py", "--weights", f, "--data", ph2, "--no-progress", "--allow-foreign")
-    assert rc == 0 and "note: " in err and "assuming RGB resized to 256x256" in err
-    assert json.loads(out)["dsc"] > 0.94  # it is the shipped model after all
 
 
 def test_truncated_openvino_xml_names_the_cause(tmp_path):
@@ -186,60 +149,6 @@ def test_run_refuses_wrong_size_and_nan(seg, shipped):
         runtimes.load(shipped).run(np.zeros((1, 3, 100, 100), np.float32))
 
 
-# ------------------------------------------------------------------ checkpoints
-
-@pytest.mark.parametrize("drop", ["config", "state_dict", "preprocessing", "threshold", "model"])
-def test_checkpoint_header_without_a_key(tmp_path, shipped, drop):
-    ck = {k: v for k, v in load_checkpoint(shipped).items() if k != drop}
-    torch.save(ck, tmp_path / "partial.pt")
-    with pytest.raises(CheckpointError, match=rf"partial\.pt: checkpoint lacks '{drop}' .* retrain it with model/train\.py"):
-        load_checkpoint(tmp_path / "partial.pt")
-
-
-def test_checkpoint_with_a_bad_config(tmp_path, shipped):
-    from model.checkpoint import model_from_checkpoint
-
-    ck = load_checkpoint(shipped)
-    torch.save({**ck, "config": {**ck["config"], "channels": 7}}, tmp_path / "badcfg.pt")
-    with pytest.raises(CheckpointError, match=r"badcfg\.pt: its 'config' does not describe an AULUNet"):
-        model_from_checkpoint(tmp_path / "badcfg.pt")
-
-
-def test_cli_on_checkpoint_without_config_exits_with_one_line(tmp_path, shipped, ph2):
-    ck = {k: v for k, v in load_checkpoint(shipped).items() if k != "config"}
-    torch.save(ck, tmp_path / "noconfig.pt")
-    rc, _, err = cli("model/evaluate.py", "--weights", tmp_path / "noconfig.pt", "--data", ph2, "--no-progress")
-    assert_one_line_error(rc, err, r"noconfig\.pt: checkpoint lacks 'config'")
-
-
-def test_evaluate_bad_arguments(tmp_path, ph2):
-    from model.evaluate import main as evaluate_main
-
-    with pytest.raises(SystemExit, match=r"--threads must be at least 0 \(got -1\)"):
-        evaluate_main(["--threads", "-1", "--data", str(ph2)])
-    with pytest.raises(SystemExit, match=r"no 'test' split \(have train, val\); add it to split\.json"):
-        evaluate_main(["--split", "test", "--data", str(ph2), "--no-progress"])
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    with pytest.raises(SystemExit, match=r"m\.json: cannot (create its folder|write it)"):
-        evaluate_main(["--data", str(ph2), "--no-progress", "--json", str(blocker / "m.json")])
-
-
-def test_threshold_outside_0_1_is_refused(tmp_path, shipped):
-    import onnx
-
-    ck = load_checkpoint(shipped)
-    torch.save({**ck, "threshold": 1.5}, tmp_path / "t.pt")
-    with pytest.raises(CheckpointError, match=r"t\.pt: its threshold 1\.5 is not a probability between 0 and 1"):
-        load_checkpoint(tmp_path / "t.pt")
-    m = onnx.load(str(EXPORTS / "aulunet_v3_ph2.onnx"))
-    meta = json.loads(m.metadata_props[0].value)
-    m.metadata_props[0].value = json.dumps({**meta, "threshold": 0})
-    onnx.save(m, str(tmp_path / "t0.onnx"))
-    with pytest.raises(ModelFileError, match=r"t0\.onnx: its metadata threshold 0 is not a probability"):
-        runtimes.load(tmp_path / "t0.onnx")
-
-
 # ------------------------------------------------------------------ run() on values, batches and threads it cannot take
 
 def test_run_refuses_unpreprocessed_values(seg):
@@ -273,30 +182,8 @@ def test_load_refuses_thread_counts_it_cannot_use(threads, message):
     assert runtimes.load(EXPORTS / "aulunet_v3_ph2.onnx", threads=np.int64(1)).threads == 1
 
 
-# ------------------------------------------------------------------ headers that would allocate or misread, refused first
-
-BAD_HEADERS = [
-    ("config", {"channels": [200000] * 6}, r"its config channels \[200000, .*\] are not 6 stage widths between 1 and 4096"),
-    ("config", {"in_chans": 1}, r"its config in_chans 1 is not 3"),
-    ("config", {"num_classes": 2}, r"its config num_classes 2 is not 1"),
-    ("config", {"input_size": "big"}, r"its config input_size 'big' is not a whole number of pixels"),
-    ("preprocessing", {"input_size": [20000, 20000]}, r"input_size 20000 is not a multiple of 32 between 32 and 4096"),
-    ("preprocessing", {"input_size": ["256", "256"]}, r"input_size '256' is not a whole number of pixels"),
-    ("preprocessing", {"input_size": [100, 100]}, r"input_size 100 is not a multiple of 32"),
-    ("preprocessing", None, r"its 'preprocessing' is empty or not a mapping"),
-]
-
-
-@pytest.mark.parametrize("key,change,message", BAD_HEADERS)
-def test_checkpoint_header_out_of_bounds_is_refused_before_building(tmp_path, shipped, key, change, message):
-    ck = load_checkpoint(shipped)
-    ck[key] = {} if change is None else {**ck[key], **change}
-    torch.save(ck, tmp_path / "bad.pt")
-    with pytest.raises(CheckpointError, match=rf"bad\.pt: .*{message}.*; the file is damaged or from another tool: retrain it"):
-        load_checkpoint(tmp_path / "bad.pt")
-    with pytest.raises(ModelFileError, match=rf"bad\.pt: .*{message}"):
-        runtimes.load(tmp_path / "bad.pt")
-
+# ------------------------------------------------------------------ export metadata that would allocate or misread, refused
+# first (the same bounds as checkpoint headers, tests/model/test_checkpoint.py)
 
 @pytest.mark.parametrize("key,change,message", BAD_HEADERS)
 def test_export_metadata_out_of_bounds_is_refused(tmp_path, key, change, message):

@@ -1,17 +1,16 @@
 """The web page decodes a photo's EXIF orientation as the Python loader does (issue 18): the same photo saved
 with each of the 8 EXIF orientations, chosen in the page's file input in Debian's Chromium (Playwright), gives
-the size and the model input that model.data.load_rgb + preprocess_image give in Python. Fixtures as in
-tests/test_web_demo.py."""
+the size and the model input that model.data.load_rgb + preprocess_image give in Python. Fixtures in
+tests/conftest.py."""
 import base64
-from pathlib import Path
 
 import numpy as np
 
 import runtimes
 from model.data import EXIF_ORIENTATION, ORIENTATIONS, load_rgb, open_dataset
 from model.preprocess import preprocess_image
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web_demo"
 
 
@@ -54,7 +53,7 @@ def test_page_applies_exif_orientation_as_python_does(site, browser, ph2, tmp_pa
             assert (got["height"], got["width"]) == rgb.shape[:2], (o, got["height"], got["width"], rgb.shape)
             x = preprocess_image(rgb)
             want = x.transpose(1, 2, 0).ravel() if entry["layout"] == "NHWC" else x.ravel()
-            assert np.abs(page_input(page) - want).max() <= 1e-5, o  # same pixels: same input (tests/test_web_demo.py's gate)
+            assert np.abs(page_input(page) - want).max() <= 1e-5, o  # same pixels: same input (tests/web_demo/test_site.py's gate)
         # A JPEG photo turned by its tag (what phones write): same size and mask as Python's predict on the file.
         stored = np.ascontiguousarray(np.rot90(photo, 1))  # stored 90 degrees counter-clockwise, tag 6 turns it back
         exif = Image.Exif()
@@ -65,7 +64,7 @@ def test_page_applies_exif_orientation_as_python_does(site, browser, ph2, tmp_pa
         assert got is not None, page.error_text()
         _, want = seg.predict(Image.open(jpg))
         assert got["mask"].shape == want.shape == photo.shape[:2]
-        assert iou(got["mask"], want) >= 0.98  # JPEG decoders may differ by a grey level (test_web_demo's INT8 gate)
+        assert iou(got["mask"], want) >= 0.98  # JPEG decoders may differ by a grey level (test_site.py's INT8 gate)
         assert page.console_errors == [], page.console_errors
     finally:
         page.close()

@@ -16,11 +16,10 @@ import pytest
 import runtimes
 from model.data import load_rgb, open_dataset
 from model.preprocess import preprocess_image
+from tests.conftest import REPO, WEB_SETUP_HINT as SETUP_HINT
 
-REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web_demo"
 SHARED = REPO.parent / "shared" / "data"
-from conftest import WEB_SETUP_HINT as SETUP_HINT  # noqa: E402
 FP32_IOU, INT8_IOU = 0.995, 0.98
 
 
