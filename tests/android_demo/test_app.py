@@ -26,6 +26,8 @@ def spec():
     return {k: v.strip('"') if v.startswith('"') else v.rstrip("f") for k, v in found}
 
 
+@pytest.mark.slow
+@pytest.mark.android
 def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
     if not shutil.which("javac") or not all(j.is_file() for j in JUNIT):
         pytest.skip("javac or Debian's junit4 missing (.ci/run installs openjdk-17-jdk-headless and junit4)")

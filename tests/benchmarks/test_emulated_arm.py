@@ -21,6 +21,8 @@ def arm_run(ph2, tmp_path_factory):
     return out, res
 
 
+@pytest.mark.slow
+@pytest.mark.arm
 def test_arm_builds_agree_with_x86_and_pytorch(arm_run):
     out, res = arm_run
     assert res["device"]["machine"] == "aarch64" and res["device"]["emulated"] and res["device"]["qemu_cpu"] == "cortex-a72"

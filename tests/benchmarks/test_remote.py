@@ -57,6 +57,8 @@ def ssh_args(sshd, known_hosts=None, port=None, python=sys.executable):
             "--remote-python", python]
 
 
+@pytest.mark.slow
+@pytest.mark.sshd
 def test_remote_run_pushes_runs_and_pulls(sshd, ph2, tmp_path):
     res = bench.main(["--data", str(ph2), "--out", str(tmp_path), "--formats", "onnx,tflite-int8,openvino", *TINY,
                       "--rounds", "2", *ssh_args(sshd)])
@@ -70,6 +72,8 @@ def test_remote_run_pushes_runs_and_pulls(sshd, ph2, tmp_path):
     assert (tmp_path / "host.json").is_file() and (tmp_path / "host.md").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.sshd
 def test_file_names_cannot_inject_shell_commands(sshd, ph2, tmp_path):
     exports = tmp_path / "exports"
     exports.mkdir()
@@ -84,6 +88,8 @@ def test_file_names_cannot_inject_shell_commands(sshd, ph2, tmp_path):
     assert not (Path.home() / "INJECTED").exists() and not list(tmp_path.rglob("INJECTED"))
 
 
+@pytest.mark.slow
+@pytest.mark.sshd
 def test_missing_runtime_on_device_is_reported_per_format(sshd, ph2, tmp_path):
     block = tmp_path / "block"
     block.mkdir()
@@ -98,6 +104,8 @@ def test_missing_runtime_on_device_is_reported_per_format(sshd, ph2, tmp_path):
     assert "error" not in got["tflite"]
 
 
+@pytest.mark.slow
+@pytest.mark.sshd
 def test_unreachable_or_unknown_host_fails_clearly(sshd, ph2, tmp_path):
     empty = tmp_path / "known_hosts"
     empty.write_text("")

@@ -50,6 +50,7 @@ def _run(*args):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_scores_checkpoint_and_export_on_a_few_corrupted_images(isic2018, tmp_path):
     pt = REPO / "model" / "weights" / "aulunet_v3_isic2018.pt"
     onnx = REPO / "exports" / "aulunet_v3_isic2018.onnx"

@@ -30,6 +30,7 @@ def host_run(ph2, tmp_path_factory):
     return out, res
 
 
+@pytest.mark.slow
 def test_host_run_covers_every_exported_format(host_run):
     out, res = host_run
     expected = {n for n, p in bench.format_names().items() if p.is_file()}
@@ -47,6 +48,7 @@ def test_host_run_covers_every_exported_format(host_run):
     assert got["openvino"]["file_bytes"] > (REPO / "exports" / "aulunet_v3_ph2.xml").stat().st_size  # .bin counted
 
 
+@pytest.mark.slow
 def test_outputs_json_markdown_plot(host_run):
     out, res = host_run
     on_disk = json.loads((out / "host.json").read_text())
@@ -61,6 +63,7 @@ def test_outputs_json_markdown_plot(host_run):
     assert not list(out.glob("*.npz")) and not list(out.glob("*.tmp*"))
 
 
+@pytest.mark.slow
 def test_failing_format_is_recorded_and_others_kept(host_run, tmp_path):
     out, _ = host_run
     np.savez_compressed(tmp_path / "eval.npz", x=np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32),
@@ -74,6 +77,7 @@ def test_failing_format_is_recorded_and_others_kept(host_run, tmp_path):
     assert "error" not in second and second["n_runs"] >= 2
 
 
+@pytest.mark.slow
 def test_rounds_interleave_and_pool_latencies(tmp_path):
     """--rounds 3: every entry is measured three times in real runtimes; the latencies are pooled, each
     round's p50 is kept, and a later round that fails is recorded without losing the first round."""
@@ -163,6 +167,7 @@ def test_bad_arguments(argv, message):
         bench.main(argv + ["--no-progress"])
 
 
+@pytest.mark.slow
 def test_runs_go_to_outputs_and_leave_committed_results_alone(ph2, tmp_path, monkeypatch, capsys):
     committed = {p: _sha(p) for p in (REPO / "benchmarks" / "results").glob("host.*")}
     assert committed, "benchmarks/results/host.* must be committed"

@@ -113,12 +113,14 @@ def test_checkpoint_at_64_exports_to_onnx_and_runs_at_its_size(ckpt64, tmp_path)
         seg.run(np.zeros((1, 3, 256, 256), np.float32))
 
 
+@pytest.mark.slow
 def test_checkpoint_at_64_int8_calibrates_at_its_size(ckpt64, tmp_path):
     n = run("onnx", onnx_build, ["--weights", str(ckpt64), "--quantize", "int8", "--calib-count", "2",
                                  "--out", str(tmp_path / "q.onnx"), "--eval-count", "2"])
     assert n["passed"] and n["calibration"]["n_images"] == 2 and runtimes.load(tmp_path / "q.onnx").input_size == 64
 
 
+@pytest.mark.slow
 def test_checkpoint_at_64_exports_to_openvino(ckpt64, tmp_path):
     pytest.importorskip("openvino")
     from export.to_openvino import build
@@ -141,6 +143,8 @@ def test_errors_name_the_users_file_not_the_temporary(ckpt64, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]
 
 
+@pytest.mark.slow
+@pytest.mark.training
 @pytest.mark.parametrize("variant,size_flags,size", [("aulunet_v3_in128", [], 128), ("aulunet_v3_stride2", ["--size", "64"], 64)])
 def test_registry_variants_export_at_their_own_size(tmp_path, variant, size_flags, size):
     """aulunet_v3_in128 trains at its config's 128 by default; the stride-2 stem at 64 in and out."""
@@ -204,6 +208,7 @@ def test_explicit_eval_data_that_does_not_exist_is_an_error(shipped, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_default_eval_data_falls_back_to_synthetic_and_says_so(nodata_ckpt, tmp_path, capsys):
     n = run("onnx", onnx_build, ["--weights", str(nodata_ckpt), "--out", str(tmp_path / "m.onnx"), "--eval-count", "2"])
     out, err = capsys.readouterr()
@@ -247,6 +252,7 @@ def test_read_only_folder_is_one_line_and_leaves_nothing(shipped, nodata_ckpt, t
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".m.*"))
 
 
+@pytest.mark.slow
 def test_export_all_goes_on_after_a_broken_tool(nodata_ckpt, tmp_path, monkeypatch, capsys):
     import export.to_onnx
 
@@ -288,6 +294,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_export_is_quiet_unless_verbose(shipped, ph2, tmp_path):
     """INT8 ONNX: onnxruntime's quantizer logs 'Please consider pre-processing' warnings; hidden by default."""
     common = ["export/to_onnx.py", "--weights", shipped, "--quantize", "int8", "--calib", ph2, "--calib-count", "4",
@@ -301,6 +308,7 @@ def test_export_is_quiet_unless_verbose(shipped, ph2, tmp_path):
     assert p.returncode == 0 and "pre-processing" in p.stderr
 
 
+@pytest.mark.slow
 def test_help_of_the_export_entry_points():
     p = _cli("export/cli.py", "--help")
     assert p.returncode == 0 and "onnx = export/to_onnx.py" in p.stdout and "FORMAT --help" in p.stdout

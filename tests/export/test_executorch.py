@@ -24,6 +24,7 @@ def et_exports(shipped, ph2, tmp_path_factory):
     return out, res
 
 
+@pytest.mark.slow
 def test_executorch_gates_and_files(et_exports):
     out, res = et_exports
     for q, n in res.items():
@@ -41,6 +42,7 @@ def test_executorch_gates_and_files(et_exports):
                                                       "m_none.pte.numerics.json"]
 
 
+@pytest.mark.slow
 def test_executorch_metadata_batches_and_logits(et_exports, shipped):
     out, _ = et_exports
     seg = runtimes.load(out / "m_none.pte", threads=1)
@@ -57,6 +59,7 @@ def test_executorch_metadata_batches_and_logits(et_exports, shipped):
     assert q.metadata["quantization"] == "int8" and q.metadata["calibration"]["n_images"] == N_CALIB
 
 
+@pytest.mark.slow  # importing executorch alone takes ~5 s here
 def test_executorch_bad_files_are_one_line_errors(tmp_path):
     import torch
     from executorch.exir import to_edge_transform_and_lower

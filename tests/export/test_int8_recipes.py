@@ -52,6 +52,7 @@ def test_bad_recipes_and_formats_are_one_line_errors(tmp_path):
     assert p.returncode == 0 and len(p.stdout.splitlines()) == len(ir.RECIPES) and p.stdout.count("SHIPPED") == len(ir.INT8_FORMATS)
 
 
+@pytest.mark.slow
 def test_small_run_writes_json_and_markdown(shipped, ph2, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ir, "EXPORTS_DIR", tmp_path / "committed")  # where --update-results writes
     argv = ["--weights", str(shipped), "--formats", "onnx", "--recipes", "onnx-per-tensor,onnx-per-channel",
@@ -94,6 +95,7 @@ def test_a_recipe_its_runtime_rejects_is_reported_and_leaves_no_file(shipped, ph
     assert not list((tmp_path / "o" / shipped.stem).glob("onnx-per-tensor*"))
 
 
+@pytest.mark.slow
 def test_shipped_recipes_reproduce_the_committed_exports(shipped, ph2, tmp_path, monkeypatch):
     from export import to_tflite
 

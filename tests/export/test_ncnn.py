@@ -15,6 +15,8 @@ from export.to_ncnn import build  # noqa: E402
 
 N_EVAL, N_CALIB = 8, 8
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def ncnn_exports(shipped, ph2, tmp_path_factory):

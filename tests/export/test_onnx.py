@@ -21,6 +21,7 @@ def onnx_exports(shipped, ph2, tmp_path_factory):
     return export_every_quantization("onnx", build, shipped, ph2, tmp_path_factory.mktemp("onnx"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("q", ["none", "fp16", "int8"])
 def test_onnx_gates_on_ph2_val(onnx_exports, q):
     out, res = onnx_exports
@@ -42,6 +43,7 @@ def test_onnx_gates_on_ph2_val(onnx_exports, q):
     assert n["sha256"] == file_sha256(out / f"m_{q}.onnx")
 
 
+@pytest.mark.slow
 def test_onnx_metadata_and_dynamic_batch(onnx_exports, shipped):
     out, _ = onnx_exports
     seg = runtimes.load(out / "m_none.onnx", threads=1)
@@ -63,6 +65,7 @@ def test_onnx_metadata_and_dynamic_batch(onnx_exports, shipped):
     assert p1.shape == (120, 90) and np.abs(p1 - p2).max() < 1e-4  # probabilities: the fp32 gate's bound (above)
 
 
+@pytest.mark.slow
 def test_onnx_backend_picks_the_optimization_level_per_file(onnx_exports):
     """Float files without the NCHWc layout pass (faster here), INT8 files with the full level."""
     import onnxruntime as ort
@@ -74,6 +77,7 @@ def test_onnx_backend_picks_the_optimization_level_per_file(onnx_exports):
     assert level["int8"] == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 
 
+@pytest.mark.slow
 def test_onnx_graph_carries_the_rewrites(onnx_exports):
     """The exported graph is the rewritten one: no Concat (LSG as two convs), and every bilinear Resize
     carries the narrower width c[i] (pointwise conv before the upsample)."""
@@ -88,6 +92,7 @@ def test_onnx_graph_carries_the_rewrites(onnx_exports):
     assert resized == [[5, 256, 256], [10, 128, 128], [15, 64, 64], [25, 32, 32], [35, 16, 16]]
 
 
+@pytest.mark.slow
 def test_evaluate_cli_takes_an_onnx_file(onnx_exports, ph2, tmp_path):
     from model.evaluate import main as evaluate_main
     out, res = onnx_exports
@@ -137,6 +142,7 @@ def test_format_table_drives_runtimes():
     assert "`export/to_onnx.py`" in markdown_table()
 
 
+@pytest.mark.slow
 def test_committed_exports_match_shipped_checkpoint(shipped):
     from model.shipped import DEFAULT_MODEL, SHIPPED, WEIGHTS_DIR
 
@@ -172,6 +178,7 @@ def test_calibration_default_finds_training_data_or_says_why(shipped, ph2, tmp_p
         run("onnx", build, ["--weights", str(p), "--quantize", "int8", "--out", str(tmp_path / "o.onnx")])
 
 
+@pytest.mark.slow
 def test_export_all_skips_int8_without_calibration_data(shipped, tmp_path):
     """The main job on a machine without the training data: fp32/fp16 exported and checked, INT8 skipped."""
     import torch

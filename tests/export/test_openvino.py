@@ -17,6 +17,7 @@ def ov_exports(shipped, ph2, tmp_path_factory):
     return export_every_quantization("openvino", build, shipped, ph2, tmp_path_factory.mktemp("ov"))
 
 
+@pytest.mark.slow
 def test_openvino_gates_and_files(ov_exports):
     out, res = ov_exports
     for q, n in res.items():
@@ -35,6 +36,7 @@ def test_openvino_gates_and_files(ov_exports):
     assert not list(out.glob(".*tmp*"))
 
 
+@pytest.mark.slow
 def test_openvino_metadata_batch_and_errors(ov_exports, shipped, tmp_path):
     out, _ = ov_exports
     seg = runtimes.load(out / "m_none.xml", threads=1)
@@ -57,6 +59,7 @@ def test_openvino_metadata_batch_and_errors(ov_exports, shipped, tmp_path):
         runtimes.load(tmp_path / "bad.xml")
 
 
+@pytest.mark.slow
 def test_openvino_int8_runs_convolutions_in_u8(ov_exports):
     import openvino as ov
 
@@ -98,6 +101,7 @@ def test_an_xml_beside_another_models_bin_is_refused(tmp_path):
     assert not np.allclose(swapped.run(x), good, atol=1e-3)  # what the check prevents: the other model's output
 
 
+@pytest.mark.slow
 def test_new_exports_record_the_bin_hash_in_the_xml(tmp_path):
     """A fresh export carries the .bin's sha256 in its own metadata: checked without any JSON beside it."""
     from export.cli import run

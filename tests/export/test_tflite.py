@@ -16,6 +16,8 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 from export.to_tflite import build  # noqa: E402
 from tests.export.test_cli import ckpt64  # noqa: E402,F401  (a checkpoint trained at --size 64)
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tfl_exports(shipped, ph2, tmp_path_factory):

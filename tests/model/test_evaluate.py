@@ -13,6 +13,7 @@ from tests.conftest import REPO, assert_one_line_error, cli, foreign_onnx
 KEYS = {"miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images", "jaccard_mean", "thresholded_jaccard"}
 
 
+@pytest.mark.slow
 def test_shipped_checkpoint_reaches_ph2_val_figure(shipped, ph2, tmp_path):
     out = tmp_path / "m.json"
     res = evaluate_main(["--weights", str(shipped), "--data", str(ph2), "--split", "val", "--json", str(out), "--no-progress"])
@@ -82,6 +83,7 @@ def test_wrong_state_dict_is_a_clear_error(tmp_path, shipped):
         runtimes.load(p)
 
 
+@pytest.mark.slow
 def test_demo_on_synthetic_images(shipped, tmp_path):
     res = demo_main(["--weights", str(shipped), "--synthetic", "--out", str(tmp_path), "--no-progress"])
     data = json.loads((tmp_path / "metrics.json").read_text())
@@ -91,6 +93,7 @@ def test_demo_on_synthetic_images(shipped, tmp_path):
     assert (tmp_path / "synthetic_data" / "SYNTHETIC.txt").is_file()
 
 
+@pytest.mark.slow
 def test_demo_on_real_data(shipped, ph2, tmp_path):
     demo_main(["--weights", str(shipped), "--data", str(ph2), "--out", str(tmp_path), "--figures", "2", "--no-progress"])
     data = json.loads((tmp_path / "metrics.json").read_text())
@@ -138,6 +141,7 @@ def test_exports_are_refused_on_their_source_checkpoints_training_images(ph2, tm
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "d" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_export_overlap_is_allowed_with_the_flag_and_val_is_not_refused(ph2):
     res = evaluate_main(["--weights", str(EXPORTS / "aulunet_v3_ph2.onnx"), "--data", str(ph2), "--split", "train",
                          "--no-progress", "--allow-train-overlap"])
@@ -169,6 +173,7 @@ def test_export_without_its_checkpoint_is_traced_by_the_data_in_its_metadata(ph2
 
 # ------------------------------------------------------------------ the CLI on foreign or broken model files, bad arguments (issue 11)
 
+@pytest.mark.slow
 def test_evaluate_cli_foreign_model(tmp_path, ph2):
     f = foreign_onnx(tmp_path / "foreign.onnx")
     rc, _, err = cli("model/evaluate.py", "--weights", f, "--data", ph2, "--no-progress")
@@ -178,6 +183,7 @@ def test_evaluate_cli_foreign_model(tmp_path, ph2):
     assert json.loads(out)["dsc"] > 0.94  # it is the shipped model after all
 
 
+@pytest.mark.slow
 def test_cli_on_checkpoint_without_config_exits_with_one_line(tmp_path, shipped, ph2):
     ck = {k: v for k, v in load_checkpoint(shipped).items() if k != "config"}
     torch.save(ck, tmp_path / "noconfig.pt")
@@ -185,6 +191,7 @@ def test_cli_on_checkpoint_without_config_exits_with_one_line(tmp_path, shipped,
     assert_one_line_error(rc, err, r"noconfig\.pt: checkpoint lacks 'config'")
 
 
+@pytest.mark.slow
 def test_evaluate_bad_arguments(tmp_path, ph2):
     from model.evaluate import main as evaluate_main
 

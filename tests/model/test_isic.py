@@ -58,7 +58,8 @@ def stopped_run(tmp_path_factory):
 
 
 # every committed run state, and always one made here: the check runs even while model/weights/in_progress/ is empty
-@pytest.mark.parametrize("last", [None, *_states()], ids=lambda p: p.parent.name if p else "stopped_here")
+@pytest.mark.parametrize("last", [pytest.param(None, marks=[pytest.mark.slow, pytest.mark.training]), *_states()],
+                         ids=lambda p: p.parent.name if p else "stopped_here")
 def test_committed_run_state_resumes(last, request):
     """A run committed mid-way (see model/weights/in_progress/README.md) loads into the model, the
     optimizer and the generator exactly as `--resume` does, and its data are the split it started on."""
@@ -89,6 +90,7 @@ WEIGHTS = REPO / "model" / "weights"
 SHIPPED_ISIC = {"aulunet_v3_isic2018": "isic2018", "aulunet_v3_isic2017": "isic2017"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(SHIPPED_ISIC))
 def test_shipped_isic_checkpoint_repeats_its_committed_figures(model, request):
     """The committed ISIC checkpoint gives its committed val metrics again (files -> runtimes -> metrics), and the

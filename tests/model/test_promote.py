@@ -7,6 +7,8 @@ from model.checkpoint import load_checkpoint
 from model.promote import main as promote_main
 from model.train import main as train_main
 
+pytestmark = [pytest.mark.slow, pytest.mark.training]
+
 
 @pytest.fixture(scope="module")
 def run(ph2, tmp_path_factory):

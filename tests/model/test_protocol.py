@@ -8,6 +8,7 @@ from model.evaluate import main as evaluate_main
 from model.protocol import COMMITTED, main as protocol_main
 
 
+@pytest.mark.slow
 def test_evaluating_on_training_images_is_refused(shipped, ph2, tmp_path):
     """The shipped PH2 model trained on PH2's train split: scoring any of those images, under any folder
     name, is refused unless asked for (ids are matched, so copies in another folder are caught too)."""
@@ -44,6 +45,7 @@ def _mini_root(tmp_path, ph2, isic2018, isic2017, n=4):
     return root
 
 
+@pytest.mark.slow
 def test_protocol_rows_for_the_ph2_model(shipped, ph2, isic2018, isic2017, tmp_path):
     before = COMMITTED.read_bytes() if COMMITTED.is_file() else None
     root = _mini_root(tmp_path, ph2, isic2018, isic2017)
@@ -68,6 +70,7 @@ def test_protocol_argument_errors(tmp_path, monkeypatch):
         protocol_main(["--models", "aulunet_v3_isic2017"])
 
 
+@pytest.mark.slow
 def test_protocol_keeps_finished_rows_and_names_the_missing_dataset(shipped, ph2, tmp_path):
     """Only ph2/ under --data-root: the PH2 row is written, the two ISIC rows fail with protocol's own flag."""
     before = COMMITTED.read_bytes() if COMMITTED.is_file() else None

@@ -25,6 +25,7 @@ def test_foreign_onnx_is_refused_unless_allowed(tmp_path):
     np.testing.assert_allclose(seg.run(x), runtimes.load(EXPORTS / "aulunet_v3_ph2.onnx").run(x), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_foreign_files_of_every_runtime_are_refused(tmp_path):
     import openvino as ov
 

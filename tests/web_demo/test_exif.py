@@ -5,11 +5,14 @@ tests/conftest.py."""
 import base64
 
 import numpy as np
+import pytest
 
 import runtimes
 from model.data import EXIF_ORIENTATION, ORIENTATIONS, load_rgb, open_dataset
 from model.preprocess import preprocess_image
 from tests.conftest import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 WEB = REPO / "web_demo"
 

@@ -287,6 +287,8 @@ def test_server_serves_only_its_folder_to_its_own_host_with_security_headers(tmp
 
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_page_masks_match_python_runtimes(site, browser, photos):
     from web_demo.browser import Page
 
@@ -327,6 +329,8 @@ def test_page_masks_match_python_runtimes(site, browser, photos):
             page.close()
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_default_page_is_private_offline_and_refuses_bad_photos(site, browser, photos, tmp_path):
     from PIL import Image
     from web_demo import models
