@@ -123,12 +123,14 @@ _TRAINER_FILES_MARKS = {
                       "test_short_real_training_lowers_loss": ("slow", "training"),
                       "test_short_real_isic_training_lowers_loss": ("slow", "training"),
                       "test_resume_after_kill_gives_identical_weights": ("slow", "training"),
-                      "test_resume_refuses_other_schedule": ("slow", "training")},
+                      "test_resume_refuses_other_schedule": ("slow", "training"),
+                      "test_resuming_a_slim_best_checkpoint_is_a_one_line_error": ("slow", "training")},
     "test_multiseed.py": {"test_torchrun_two_processes_equal_one_process": ("slow", "training"),
                           "test_two_seeds_in_one_process_equal_two_single_seed_runs": ("slow", "training"),
                           "test_gpu_protocol_dry_run_resumes_across_calls": ("slow", "training"),
                           "test_stacked_evaluation_equals_evaluate_arrays": ("slow",)},
-    "test_train_integrity.py": {"test_resume_of_the_k_seed_trainer_uses_the_same_check": ("slow", "training")},
+    "test_train_integrity.py": {"test_resume_of_the_k_seed_trainer_uses_the_same_check": ("slow", "training"),
+                                "test_resume_with_the_same_flags_and_new_run_control_flags": ("slow", "training")},
 }
 
 
