@@ -2,7 +2,7 @@
 
 `python docs/generate.py` rewrites every block between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`;
 `python docs/generate.py --check` changes nothing and exits 1 if a committed file differs from what the JSON
-gives (tests/test_docs.py runs it, so the docs cannot drift from the numbers). The prose around the blocks is
+gives (tests/docs/test_generate.py runs it, so the docs cannot drift from the numbers). The prose around the blocks is
 written by hand. Sources:
 
   model/weights/<name>.metrics.json       python model/evaluate.py --json (the checkpoint's val metrics)

@@ -1,6 +1,6 @@
 // The page: pick a photo (file input, drag-and-drop or camera), segment it with the model chosen in the menu,
 // draw the overlay and contour, and show the lesion area, the inference time, the model file and the runtime.
-// `window.aulunet` is the hook that tests/test_web_demo.py and web_demo/bench.py drive.
+// `window.aulunet` is the hook that tests/web_demo/test_site.py and web_demo/bench.py drive.
 import { INPUT_SIZE, imageProblem, overlay, segment } from "./core.js";
 import { open } from "./runtimes.js";
 

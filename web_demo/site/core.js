@@ -1,5 +1,5 @@
 // The toolkit's preprocessing and postprocessing (model/preprocess.py), in plain JavaScript with no DOM:
-// the page uses it in the browser and tests/test_web_demo.py checks it under Node against the same Python
+// the page uses it in the browser and tests/web_demo/test_site.py checks it under Node against the same Python
 // golden pairs as the Android core (android_demo/tools/make_golden.py).
 //
 // Input: RGB(A) bytes -> bilinear resize to 256x256 with half-pixel centres and no antialiasing (source

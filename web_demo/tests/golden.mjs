@@ -1,7 +1,7 @@
 // Check site/core.js against Python golden pairs (android_demo/tools/make_golden.py):
 //   node web_demo/tests/golden.mjs GOLDEN_DIR
 // Prints one JSON line per case: the largest input and probability differences, and the mask pixels that
-// differ away from the threshold. tests/test_web_demo.py runs it and applies the gates.
+// differ away from the threshold. tests/web_demo/test_site.py runs it and applies the gates.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { INPUT_SIZE, THRESHOLD, mask, probabilities, toInput } from "../site/core.js";

@@ -1,0 +1,105 @@
+"""android_demo/: the app's Java core against Python golden pairs (javac + JUnit 4 from Debian), the embedded
+model against exports/, the model's signature against the app's constants, and well-formed app files."""
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import runtimes
+from model.checkpoint import file_sha256
+from tests.conftest import REPO
+
+APP = REPO / "android_demo"
+ASSETS = APP / "app" / "src" / "main" / "assets"
+CORE = APP / "core" / "src"
+JUNIT = [Path("/usr/share/java/junit4.jar"), Path("/usr/share/java/hamcrest-core.jar")]
+
+
+def spec():
+    text = (CORE / "main" / "java" / "org" / "aulunet" / "core" / "ModelSpec.java").read_text()
+    found = re.findall(r"static final \w+ (\w+) = ([^;]+);", text)
+    return {k: v.strip('"') if v.startswith('"') else v.rstrip("f") for k, v in found}
+
+
+@pytest.mark.slow
+@pytest.mark.android
+def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
+    if not shutil.which("javac") or not all(j.is_file() for j in JUNIT):
+        pytest.skip("javac or Debian's junit4 missing (.ci/run installs openjdk-17-jdk-headless and junit4)")
+    import sys
+    sys.path.insert(0, str(APP / "tools"))
+    from make_golden import orientation_files, write_cases
+    from model.data import load_rgb, open_dataset
+    from model.synthetic import make_lesion
+
+    samples = open_dataset(ph2).subset("val")[:3]
+    cases = [(s.id, load_rgb(s.image)) for s in samples]
+    cases.append(("synthetic_odd_size", make_lesion(np.random.default_rng(3), (301, 419))[0]))
+    golden = tmp_path / "golden"
+    # plus a non-square crop of a real photo, as 8 EXIF orientations
+    write_cases(golden, cases, extra=orientation_files(cases[0][1][:61, :83]))
+    classes = tmp_path / "classes"
+    sources = sorted(str(p) for p in CORE.rglob("*.java"))
+    cp = ":".join(map(str, JUNIT))
+    subprocess.run(["javac", "-d", str(classes), "-cp", cp, *sources], check=True, capture_output=True)
+    proc = subprocess.run(["java", f"-Dgolden.dir={golden}", "-cp", f"{classes}:{cp}", "org.junit.runner.JUnitCore",
+                           "org.aulunet.core.GoldenTest", "org.aulunet.core.OrientationTest"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "OK (6 tests)" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_embedded_model_is_the_exported_one():
+    from model.shipped import export_path
+
+    s = spec()
+    assert s["ASSET"] == export_path("_int8.tflite").name, "the app must embed the default model (model/shipped.py)"
+    assert s["METADATA_ASSET"] == export_path("_int8.json").name
+    model = ASSETS / s["ASSET"]
+    exported = REPO / "exports" / s["ASSET"]
+    assert file_sha256(model) == file_sha256(exported), "assets model is stale: run python android_demo/tools/copy_model.py --update-results"
+    meta = json.loads((ASSETS / s["METADATA_ASSET"]).read_text())
+    assert meta == runtimes.load(exported).metadata
+    assert meta["quantization"] == "int8" and meta["format"] == "tflite"
+
+
+def test_model_signature_matches_app_constants():
+    from ai_edge_litert.interpreter import Interpreter
+
+    s = spec()
+    it = Interpreter(str(ASSETS / s["ASSET"]))
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    assert list(inp["shape"]) == [1, int(s["INPUT_HEIGHT"]), int(s["INPUT_WIDTH"]), int(s["INPUT_CHANNELS"])]
+    assert list(out["shape"]) == [1, int(s["INPUT_HEIGHT"]), int(s["INPUT_WIDTH"]), int(s["OUTPUT_CHANNELS"])]
+    assert inp["dtype"].__name__ == s["INPUT_DTYPE"] and out["dtype"].__name__ == s["OUTPUT_DTYPE"]
+    assert inp["quantization"] == (0.0, 0) and out["quantization"] == (0.0, 0)  # float I/O, int8 inside
+    meta = runtimes.load(ASSETS / s["ASSET"]).metadata
+    assert meta["input"]["layout"] == s["LAYOUT"] and meta["threshold"] == float(s["THRESHOLD"])
+    pre = meta["preprocessing"]
+    assert pre["resize"] == {"method": "bilinear", "half_pixel_centers": True, "align_corners": False, "antialias": False}
+    assert pre["scale"]["method"] == "per_image_minmax"  # what Preprocess.java implements
+
+
+def test_manifest_and_gradle_files_are_well_formed():
+    ns = "{http://schemas.android.com/apk/res/android}"
+    root = ET.parse(APP / "app" / "src" / "main" / "AndroidManifest.xml").getroot()
+    perms = [p.get(f"{ns}name") for p in root.iter("uses-permission")]
+    assert "android.permission.INTERNET" not in perms
+    activity = root.find("application/activity")
+    assert activity.get(f"{ns}name") == ".MainActivity" and activity.get(f"{ns}exported") == "true"
+    assert activity.find("intent-filter/action").get(f"{ns}name") == "android.intent.action.MAIN"
+    for xml in (APP / "app" / "src" / "main" / "res").rglob("*.xml"):
+        ET.parse(xml)
+    for kts in APP.rglob("*.gradle.kts"):
+        text = kts.read_text()
+        assert text.count("{") == text.count("}") and text.count("(") == text.count(")"), kts
+    app = (APP / "app" / "build.gradle.kts").read_text()
+    assert 'namespace = "org.aulunet.demo"' in app and "com.google.ai.edge.litert:litert:" in app
+    assert int(re.search(r"targetSdk = (\d+)", app).group(1)) >= 34
+    assert 'include(":app", ":core")' in (APP / "settings.gradle.kts").read_text()
+    kt = (APP / "app" / "src" / "main" / "java" / "org" / "aulunet" / "demo" / "MainActivity.kt").read_text()
+    assert "ModelSpec.ASSET" in kt and "Preprocess.toInput" in kt and "GpuDelegate" in kt
+    assert "Orientation.apply(" in kt and "TAG_ORIENTATION" in kt  # the photo's EXIF orientation is applied

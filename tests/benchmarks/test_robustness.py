@@ -1,0 +1,84 @@
+"""The corruption benchmark: deterministic corruptions, and the CLI end to end on a few real images."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+from model.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+
+
+@pytest.fixture(scope="module")
+def photo(isic2018):
+    from model.data import load_rgb, open_dataset
+
+    return load_rgb(open_dataset(isic2018).subset("test")[0].image)
+
+
+def test_every_corruption_is_deterministic_changes_the_image_and_keeps_its_shape(photo):
+    for name in CORRUPTIONS:
+        diffs = []
+        for sev in (1, 2, 3):
+            a, b = corrupt(photo, name, sev, seed=7), corrupt(photo, name, sev, seed=7)
+            assert a.shape == photo.shape and a.dtype == np.uint8, name
+            assert np.array_equal(a, b), f"{name}/{sev} is not deterministic"
+            diffs.append(np.abs(a.astype(int) - photo).mean())
+        assert diffs[0] > 0, f"{name} at severity 1 leaves the image unchanged"
+        # the geometry of drawn artefacts varies by severity; the overall change still grows from 1 to 3
+        assert diffs[2] > diffs[0], f"{name}: severity 3 changes less than severity 1 ({diffs})"
+    assert set(SEVERITIES) == set(CORRUPTIONS) and all(len(v) == 3 for v in SEVERITIES.values())
+
+
+def test_seed_changes_the_draws_of_random_corruptions(photo):
+    assert not np.array_equal(corrupt(photo, "hair", 2, seed=0), corrupt(photo, "hair", 2, seed=1))
+    assert not np.array_equal(corrupt(photo, "gaussian_noise", 1, seed=0), corrupt(photo, "gaussian_noise", 1, seed=1))
+
+
+def test_bad_arguments_are_refused(photo):
+    with pytest.raises(ValueError, match="unknown corruption"):
+        corrupt(photo, "fog", 1)
+    with pytest.raises(ValueError, match="severity"):
+        corrupt(photo, "jpeg", 4)
+    with pytest.raises(ValueError, match="uint8 HxWx3"):
+        corrupt(photo.astype(np.float32), "jpeg", 1)
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "benchmarks/robustness.py", "--no-progress", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_cli_scores_checkpoint_and_export_on_a_few_corrupted_images(isic2018, tmp_path):
+    pt = REPO / "model" / "weights" / "aulunet_v3_isic2018.pt"
+    onnx = REPO / "exports" / "aulunet_v3_isic2018.onnx"
+    r = _run("--models", f"{pt},{onnx}", "--data", str(isic2018), "--count", "4", "--corruptions", "jpeg,hair",
+             "--severities", "1,3", "--threads", "1", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "robustness.json").read_text())
+    assert res["n_images"] == 4 and set(res["models"]) == {"PyTorch", "ONNX Runtime fp32"}
+    for m in res["models"].values():
+        assert set(m["dsc"]) == {"clean", "jpeg/1", "jpeg/3", "hair/1", "hair/3"}
+        assert all(0.0 <= v <= 1.0 for v in m["dsc"].values())
+    # the same weights in two runtimes: thresholded masks agree up to pixels whose logit is within float32
+    # rounding (~1e-5) of 0, a few in 4 x 65,536 -- far below 0.5 DSC points
+    a, b = res["models"]["PyTorch"]["dsc"], res["models"]["ONNX Runtime fp32"]["dsc"]
+    assert max(abs(a[k] - b[k]) for k in a) < 0.005
+    assert (tmp_path / "robustness.png").stat().st_size > 0 and "| PyTorch |" in (tmp_path / "robustness.md").read_text()
+
+
+def test_cli_refuses_committed_results_bad_names_and_missing_files(tmp_path):
+    before = sorted((REPO / "benchmarks" / "results").iterdir())
+    r = _run("--out", str(REPO / "benchmarks" / "results"), "--count", "1")
+    assert r.returncode == 1 and r.stderr.strip().startswith("error: ") and "--update-results" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert sorted((REPO / "benchmarks" / "results").iterdir()) == before
+    r = _run("--corruptions", "fog", "--out", str(tmp_path))
+    assert r.returncode == 1 and "unknown 'fog'" in r.stderr
+    r = _run("--severities", "0,5", "--out", str(tmp_path))
+    assert r.returncode == 1 and "--severities" in r.stderr
+    r = _run("--models", str(tmp_path / "nope.onnx"), "--out", str(tmp_path))
+    assert r.returncode == 1 and "nope.onnx not found" in r.stderr
+    assert list(tmp_path.iterdir()) == []
