@@ -71,10 +71,6 @@ def make_generic(root, ids=("a1", "b2", "c3", "d4", "e5"), suffix="_segmentation
     return root
 
 
-# Transitional: tests/test_train_integrity.py and tests/test_errors_train.py (left in place while the trainer is
-# rewritten) still import make_generic from tests.test_data, now tests/model/test_data.py; drop this line when
-# they move and import it from tests.conftest.
-sys.modules.setdefault("tests.test_data", sys.modules[__name__])
 
 
 def cli(script, *args):
@@ -117,31 +113,6 @@ LANES = ("browser", "arm", "sshd", "compile", "training", "android")
 
 # Transitional: the trainer's test files stay at tests/ untouched while model/train.py is rewritten; their slow tests
 # (measured with --durations) are marked here by name until they move to tests/model/ with their own markers.
-_TRAINER_FILES_MARKS = {
-    "test_train.py": {"test_compiled_steps_match_eager": ("slow", "compile"),
-                      "test_compiled_resume_is_bit_identical": ("slow", "compile", "training"),
-                      "test_short_real_training_lowers_loss": ("slow", "training"),
-                      "test_short_real_isic_training_lowers_loss": ("slow", "training"),
-                      "test_resume_after_kill_gives_identical_weights": ("slow", "training"),
-                      "test_resume_refuses_other_schedule": ("slow", "training"),
-                      "test_resuming_a_slim_best_checkpoint_is_a_one_line_error": ("slow", "training")},
-    "test_multiseed.py": {"test_torchrun_two_processes_equal_one_process": ("slow", "training"),
-                          "test_two_seeds_in_one_process_equal_two_single_seed_runs": ("slow", "training"),
-                          "test_gpu_protocol_dry_run_resumes_across_calls": ("slow", "training"),
-                          "test_stacked_evaluation_equals_evaluate_arrays": ("slow",)},
-    "test_train_integrity.py": {"test_resume_of_the_k_seed_trainer_uses_the_same_check": ("slow", "training"),
-                                "test_resume_with_the_same_flags_and_new_run_control_flags": ("slow", "training")},
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        path = Path(str(item.fspath))
-        if path.parent == REPO / "tests":
-            for name in _TRAINER_FILES_MARKS.get(path.name, {}).get(item.originalname, ()):
-                item.add_marker(name)
-
-
 WEB = REPO / "web_demo"
 WEB_SETUP_HINT = "bash run.sh test installs it (or: apt-get install chromium nodejs npm; npm ci --prefix web_demo)"
 

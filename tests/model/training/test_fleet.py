@@ -31,9 +31,7 @@ from model.train import main as train_main
 from model.training.network import stack_models, unstack_state
 from model.training.options import parse_seeds
 from model.training.scoring import evaluate_models, seed_losses
-from tests.conftest import lesion_pair, save_png
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO, lesion_pair, save_png
 
 
 def test_batched_augmentation_draws_and_applies_what_augment_does():
@@ -105,6 +103,7 @@ def evaluate_arrays(model, x, y, batch=16):
     return pm.result()
 
 
+@pytest.mark.slow
 def test_stacked_evaluation_equals_evaluate_arrays(shipped, ph2):
     a, _ = model_from_checkpoint(shipped)
     b, _ = model_from_checkpoint(shipped)
@@ -182,6 +181,8 @@ def _fp32_runs_agree(a, b, n_steps):
             torch.testing.assert_close(u, t, rtol=0, atol=bound, msg=k)
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_two_seeds_in_one_process_equal_two_single_seed_runs(ph2, tmp_path):
     """--seeds 0,1 (eager, stopped after 2 of 3 epochs and resumed) vs model/train.py --seed 0 / --seed 1 in
     float32; a seed's folder from the fleet resumed alone by model/train.py; and --seeds 0,1 vs --seeds 0
@@ -237,6 +238,8 @@ def test_two_seeds_in_one_process_equal_two_single_seed_runs(ph2, tmp_path):
         assert torch.equal(a["rng"], b["rng"])
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_torchrun_two_processes_equal_one_process(ph2, tmp_path):
     """Two gloo processes, each half of every global batch (7 images, batch 4: shards 2+2, then 2+1),
     against one process; float64 so that any wrong gradient would show far above the rounding."""
@@ -321,6 +324,8 @@ def _tiny_dataset(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_gpu_protocol_dry_run_resumes_across_calls(tmp_path):
     from benchmarks.gpu_protocol import main as protocol_main
 

@@ -44,6 +44,8 @@ def _lowers_loss(losses):
     return losses[-1] < 0.95 * losses[0] and max(losses[-3:]) < min(losses[:2])
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_short_real_training_lowers_loss(ph2, tmp_path):
     res = train_main(_args(tmp_path, "--data", str(ph2), "--epochs", "8", "--lr", "1e-2", "--limit-train", "16"))
     log = json.loads((tmp_path / "log.json").read_text())
@@ -59,6 +61,8 @@ def test_short_real_training_lowers_loss(ph2, tmp_path):
     assert "optimizer" in load_checkpoint(tmp_path / "last.pt")
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_resume_after_kill_gives_identical_weights(ph2, tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     train_main(_args(straight, "--data", str(ph2), "--epochs", "3"))
@@ -73,6 +77,8 @@ def test_resume_after_kill_gives_identical_weights(ph2, tmp_path):
     assert [e["loss"] for e in a["history"]] == [e["loss"] for e in b["history"]]
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_resume_refuses_other_schedule(ph2, tmp_path):
     train_main(_args(tmp_path, "--data", str(ph2), "--epochs", "2", "--stop-after", "1", "--limit-train", "2"))
     with pytest.raises(SystemExit, match="resume with the same values"):
@@ -88,6 +94,8 @@ def test_bad_data_and_variant_are_clear_errors(tmp_path):
         train_main(_args(tmp_path, "--variant", "v42", "--epochs", "1"))
 
 
+@pytest.mark.slow
+@pytest.mark.compile
 def test_compiled_steps_match_eager(ph2):
     """The fast path (torch.compile of forward + loss) computes what eager computes, at each of 20 training
     states: eager trains; at every step a second model, given the same weights and BatchNorm statistics,
@@ -144,6 +152,9 @@ def test_compiled_steps_match_eager(ph2):
     assert losses[True][-1] < losses[True][0]  # and it trains (1.42 -> 1.29 here; float32 trajectories differ by ~1e-2)
 
 
+@pytest.mark.slow
+@pytest.mark.compile
+@pytest.mark.training
 def test_compiled_resume_is_bit_identical(ph2, tmp_path):
     """The committed ISIC run states resume on the compiled path: a killed + resumed run equals a straight one."""
     straight, killed = tmp_path / "straight", tmp_path / "killed"
@@ -165,6 +176,8 @@ def test_non_positive_sizes_are_one_line_errors(tmp_path, flag):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.training
 @pytest.mark.parametrize("name", ["isic2018", "isic2017"])
 def test_short_real_isic_training_lowers_loss(name, request, tmp_path):
     data = request.getfixturevalue(name)
@@ -175,6 +188,8 @@ def test_short_real_isic_training_lowers_loss(name, request, tmp_path):
     assert log["run"]["data"]["split_source"] == "split.json" and log["run"]["data"]["n_train"] == 16
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_resuming_a_slim_best_checkpoint_is_a_one_line_error(ph2, tmp_path):
     train_main(_args(tmp_path, "--data", str(ph2), "--epochs", "2", "--stop-after", "1", "--limit-train", "2"))
     (tmp_path / "last.pt").write_bytes((tmp_path / "best.pt").read_bytes())

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.train import main as train_main
-from tests.test_data import make_generic
+from tests.conftest import make_generic
 
 IDS = tuple(f"i{k}" for k in range(6))
 
@@ -77,6 +77,8 @@ def test_resume_on_another_split_is_refused(run, tmp_path):
     assert _snapshot(out) == before
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_resume_with_the_same_flags_and_new_run_control_flags(run, tmp_path, monkeypatch):
     """The same command (data given relatively, from the same folder) plus --resume, other --threads: accepted."""
     data, out = run
@@ -87,6 +89,8 @@ def test_resume_with_the_same_flags_and_new_run_control_flags(run, tmp_path, mon
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_resume_of_the_k_seed_trainer_uses_the_same_check(tmp_path):
     data = _dataset(tmp_path / "d")
     out = tmp_path / "fleet"
@@ -151,6 +155,8 @@ def test_divergence_keeps_the_last_good_epoch(run):
     assert all(torch.isfinite(v).all() for v in best.values() if v.is_floating_point())
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_fleet_resume_is_bit_identical(tmp_path):
     """A fleet killed after epoch 1 and resumed from fleet_last.pt equals the uninterrupted fleet, seed by seed
     (the same kernels on the same inputs: exactly)."""
@@ -168,6 +174,8 @@ def test_fleet_resume_is_bit_identical(tmp_path):
         assert torch.equal(a["rng"], b["rng"])
 
 
+@pytest.mark.slow
+@pytest.mark.training
 def test_one_seed_is_driven_like_a_fleet_and_keeps_its_layout(tmp_path):
     """--engine and --save-every drive a single seed too (the same trainer); its folder holds only its run's files."""
     data = _dataset(tmp_path / "d")

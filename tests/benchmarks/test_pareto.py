@@ -9,6 +9,7 @@ from model.shipped import WEIGHTS_DIR
 REF, EDGE = "aulunet_v3_isic2018", "aulunet_v3_in128_isic2018"
 
 
+@pytest.mark.slow
 def test_small_run_over_two_models_of_different_sizes(isic2018, ph2, tmp_path):
     out = tmp_path / "out"
     committed = sorted(p.name for p in pareto.RESULTS.glob("pareto.*"))

@@ -6,7 +6,7 @@ import pytest
 
 from model.train import main as train_main
 from tests.conftest import save_png
-from tests.test_data import make_generic
+from tests.conftest import make_generic
 
 
 def _args(data, out, *extra):
