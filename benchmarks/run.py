@@ -226,6 +226,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--identity", default=None, help="SSH private key file (default: ssh's own)")
     p.add_argument("--known-hosts", default=None, help="known_hosts file (default: ssh's own)")
     p.add_argument("--remote-python", default="python3", help="Python on the device, with requirements-device.txt")
+    p.add_argument("--note", default=None, help="a sentence on the conditions of the run (load, governor, cooling), "
+                                               "kept in the JSON and shown under the docs' tables")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     check_ranges(args, {"eval_count": 0, "warmup": 0, "runs": 1, "min_seconds": 0.0, "rounds": 1, "port": 1})
@@ -305,6 +307,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         finally:
             eval_path.unlink(missing_ok=True)
     res["profile"] = args.device
+    if args.note:
+        res["note"] = args.note
     res["eval_set"] = eval_info
     res["wall_seconds"] = round(time.time() - t0, 1)
     emulated = res["device"].get("emulated")

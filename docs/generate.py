@@ -98,7 +98,7 @@ def headline() -> str:
     for name, suffix in _bench_names().items():
         one, two = by.get((name, 1)), by.get((name, 2))
         m = _val_metrics(DEFAULT_MODEL, name, suffix)
-        if m is None:
+        if m is None or not (one or two):  # a row per file both exported and measured in host.json
             continue
         size = (one or two or {}).get("file_bytes")
         cells = [_title(name), "" if size is None else f"{size / 1024:.0f}", f"{m['dsc']:.4f}", f"{m['miou']:.4f}"]
@@ -112,7 +112,8 @@ def headline() -> str:
                  f"{host['settings']['rounds']} interleaved rounds (`benchmarks/results/host.json`); end-to-end is "
                  f"`Segmenter.predict` on a {'x'.join(map(str, by[('torch', 1)]['e2e_image_size'][::-1]))} photo. "
                  f"{ds} val: {pt['n_images']} images, one confusion matrix pooled at 256x256, threshold 0.5. "
-                 f"Other models: those with committed exports, each on its own val split."]
+                 f"Other models: those with committed exports, each on its own val split."
+                 + (f" Conditions: {host['note']}" if host.get("note") else "")]
     return "\n".join(rows)
 
 
@@ -196,7 +197,9 @@ def web_demo_row(others: int = 0) -> str:
     one, two = rows.get(1), rows.get(2)
     name = (one or two)["runtime_name"].split(" (")[0] if (one or two) else fmt
     ms = lambda r, k: _f(r and r[k]["median_ms"], ".1f")  # noqa: E731
-    return (f"| Chromium WASM, this host ({name} {quant.upper() if quant != 'none' else 'fp32'}, the web demo's default; "
+    cpu = data.get("device", {}).get("cpu") or "its own host"
+    return (f"| Chromium WASM on {cpu} ({name} {quant.upper() if quant != 'none' else 'fp32'}, the web demo's default, "
+            f"measured apart from the rows above; "
             f"[docs/web.md](docs/web.md)) | | same masks as the file in Python | | {'| ' * others}{ms(one, 'model')} / {ms(two, 'model')} | "
             f"{ms(one, 'end_to_end')} / {ms(two, 'end_to_end')} |")
 
@@ -281,6 +284,43 @@ def int8_recipes(model: Optional[str] = None) -> str:
     return markdown(_json(EXPORTS / results_name(model)), earlier=model == SHIPPED)
 
 
+def int8_vs_fp32() -> str:
+    """Per runtime with an INT8 file, from the host run: INT8's p50 over its fp32 file's and over LiteRT INT8's
+    (the same XNNPACK kernels behind ExecuTorch and LiteRT), per thread count, paired per round."""
+    from benchmarks.recommend import int8_verdicts
+    from benchmarks.targets import ratio
+    from export.formats import FORMATS
+
+    res = _json(RESULTS / "host.json")
+    if res is None:
+        return PENDING
+    ok = [r for r in res["results"] if "p50_ms" in r]
+    by = {(r["name"], r["threads"]): r for r in ok}
+    threads = sorted({r["threads"] for r in ok})
+    rows = ["| runtime | " + " | ".join(f"fp32 / INT8 p50 ms, {t}t" for t in threads) + " | "
+            + " | ".join(f"INT8 x fp32, {t}t" for t in threads) + " | " + " | ".join(f"INT8 x LiteRT INT8, {t}t" for t in threads)
+            + " |", "|---|" + "---:|" * (3 * len(threads))]
+    for v in int8_verdicts(ok):
+        fp32, q = v["runtime"], v["runtime"] + "-int8"
+        cells = [f"{by[(fp32, t)]['p50_ms']:.2f} / {by[(q, t)]['p50_ms']:.2f}" if (fp32, t) in by and (q, t) in by else ""
+                 for t in threads]
+        cells += [f"{v['int8_over_fp32'][t]:.2f}" if t in v["int8_over_fp32"] else "" for t in threads]
+        cells += [f"{ratio(by[(q, t)], by[('tflite-int8', t)])[0]:.2f}" if (q, t) in by and ("tflite-int8", t) in by else ""
+                  for t in threads]
+        rows.append(f"| {FORMATS[fp32].title} | " + " | ".join(cells) + " |")
+    rows += ["", *[f"- {v['advice']}" for v in int8_verdicts(ok)], "",
+             f"{res['device'].get('cpu')}, {res['settings']['rounds']} interleaved rounds, ratios the median of the "
+             f"per-round ratios (`benchmarks/results/host.json`)."]
+    return "\n".join(rows)
+
+
+def tta() -> str:
+    from benchmarks.tta import markdown
+
+    res = _json(RESULTS / "tta.json")
+    return PENDING if res is None else markdown(res)
+
+
 def pareto() -> str:
     from benchmarks.pareto import markdown
 
@@ -337,6 +377,8 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "int8-recipes-ph2": lambda: int8_recipes(SHIPPED),
     "host": lambda: _bench("host"),
     "pareto": pareto,
+    "tta": tta,
+    "int8-vs-fp32": int8_vs_fp32,
     "edge-headline": edge_headline,
     "arm-emu": lambda: _bench("arm-emu"),
     "profile-onnx": lambda: _profile(".onnx"),
