@@ -23,6 +23,9 @@ SHIPPED = {
     "aulunet_v3_stride2_isic2018": "isic2018",
 }
 DEFAULT_MODEL = "aulunet_v3_isic2018"
+# The edge model the demos offer beside the default: the fastest shipped model within 0.5 ISIC 2018 test DSC
+# points of the default and at most 0.4x its latency in every runtime (benchmarks/results/pareto.json).
+EDGE_MODEL = "aulunet_v3_in128_isic2018"
 DEFAULT_DATASET = SHIPPED[DEFAULT_MODEL]
 DEFAULT_WEIGHTS = WEIGHTS_DIR / f"{DEFAULT_MODEL}.pt"
 DEFAULT_DATA = SHARED_DATA / DEFAULT_DATASET

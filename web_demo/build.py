@@ -69,7 +69,7 @@ def check_node_modules(node_modules: Path = NODE_MODULES) -> None:
 def model_entry(path: Path, fmt: str, quantize: Optional[str], verbose: bool = False) -> Dict:
     """The manifest's entry for one file (`quantize` None: as its metadata says)."""
     import runtimes
-    from model.preprocess import PREPROCESSING
+    from model.preprocess import PREPROCESSING, SIZE_MULTIPLE
     from runtimes.onnx_backend import LEVEL_FOR_FLOAT, LEVEL_FOR_INT8
 
     with quiet(verbose):  # the runtimes' own start-up lines
@@ -77,8 +77,12 @@ def model_entry(path: Path, fmt: str, quantize: Optional[str], verbose: bool = F
     pre = meta.get("preprocessing", {})
 
     quantize = quantize or meta.get("quantization", "none")
+    size = pre.get("input_size") or [0]
+    if not (len(size) == 2 and size[0] == size[1] and size[0] > 0 and size[0] % SIZE_MULTIPLE == 0):
+        raise BuildError(f"{path}: its input_size {size!r} is not a square multiple of {SIZE_MULTIPLE}; the page "
+                         f"runs square inputs of any such side; re-export it with the current toolkit")
     for key in PREPROCESSING_KEYS:
-        if pre.get(key) != PREPROCESSING[key]:
+        if key != "input_size" and pre.get(key) != PREPROCESSING[key]:
             raise BuildError(f"{path}: its preprocessing '{key}' is {pre.get(key)!r}, but the page implements "
                              f"{PREPROCESSING[key]!r}; re-export it with the current toolkit or update site/core.js")
     entry = {
@@ -175,7 +179,7 @@ def build(out: Path = DIST, exports: Optional[Path] = None, model: Optional[Path
         if not default.is_file():
             raise BuildError(f"{default}: the page's default model is missing; export it (python export/all.py --update-results) "
                              f"or pass --exports DIR / --model FILE")
-        chosen = [(p, f, q) for p, (f, q) in zip(models.offered_files(exports), models.OFFERED) if p.is_file()]
+        chosen = [(p, f, q) for p, f, q in models.offered(exports) if p.is_file()]
     entries = [model_entry(p, f, q, verbose) for p, f, q in chosen]
     manifest = {"default": chosen[0][0].name if model is not None else models.default_file(exports).name,
                 "models": entries, "input_checks": input_checks()}

@@ -1,7 +1,8 @@
 """Which exported files the web page offers, which one it opens by default, and which browser runtime runs each.
 
-The file names come from the toolkit's default checkpoint (`export.cli.DEFAULT_WEIGHTS`) and the format table
-(`export.formats.FORMATS`): switching the default model there switches the page too.
+The file names come from the toolkit's default checkpoint (`export.cli.DEFAULT_WEIGHTS`), its edge model
+(`model.shipped.EDGE_MODEL`, offered beside it) and the format table (`export.formats.FORMATS`): switching
+either model there switches the page too.
 """
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Dict, List, Tuple
 
 from export.cli import DEFAULT_WEIGHTS, EXPORTS
 from export.formats import FORMATS
+from model.shipped import EDGE_MODEL
 
 STEM = DEFAULT_WEIGHTS.stem
+STEMS = (STEM, EDGE_MODEL)  # the default model's files first, then the edge model's (model/shipped.py)
 
 # format key -> the browser runtime that runs its files (both on WebAssembly, CPU)
 RUNTIMES: Dict[str, str] = {"onnx": "onnxruntime-web", "tflite": "litert.js"}
@@ -28,8 +31,9 @@ def filename(fmt: str, quantize: str, stem: str = STEM) -> str:
     return FORMATS[fmt].filename(stem, quantize)
 
 
-def offered_files(exports: Path = EXPORTS, stem: str = STEM) -> List[Path]:
-    return [Path(exports) / filename(f, q, stem) for f, q in OFFERED]
+def offered(exports: Path = EXPORTS) -> List[Tuple[Path, str, str]]:
+    """(file, format, quantize) of every file the page offers: OFFERED for each model of STEMS, in menu order."""
+    return [(Path(exports) / filename(f, q, stem), f, q) for stem in STEMS for f, q in OFFERED]
 
 
 def default_file(exports: Path = EXPORTS, stem: str = STEM) -> Path:

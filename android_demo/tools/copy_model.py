@@ -1,7 +1,8 @@
 """Copy the exporter's INT8 .tflite and its metadata into the app's assets:
-`python android_demo/tools/copy_model.py --update-results [--model exports/<default model>_int8.tflite]`.
+`python android_demo/tools/copy_model.py --update-results [--model exports/<default model>_int8.tflite]`
+(and `--model exports/<edge model>_int8.tflite` for the edge model the app offers beside it).
 
-Only what the app loads is accepted: the INT8 .tflite named as `ModelSpec.ASSET`
+Only what the app loads is accepted: the INT8 .tflite named as `ModelSpec.ASSET` or `ModelSpec.EDGE_ASSET`
 (android_demo/core/.../ModelSpec.java), with the input layout and threshold ModelSpec states; anything else
 (an fp32 or fp16 file, an .onnx, another model's name) is refused before anything is written. The metadata
 JSON is the one embedded in the .tflite (read through runtimes/), written beside it as
@@ -41,14 +42,16 @@ def check_model(model: Path, spec: Dict[str, str], verbose: bool = False) -> Dic
     import runtimes
 
     asset = spec["ASSET"]
-    fix = f"the app loads the INT8 .tflite {asset} (ModelSpec.ASSET); pass exports/{asset} " \
-          f"(python export/to_tflite.py --quantize int8)"
+    edge = spec.get("EDGE_ASSET")
+    fix = f"the app loads the INT8 .tflite {asset} (ModelSpec.ASSET){f' or {edge} (ModelSpec.EDGE_ASSET)' if edge else ''}; " \
+          f"pass exports/{asset} (python export/to_tflite.py --quantize int8)"
     if not model.is_file():
         raise ModelFileError(f"--model {model}: not found; {fix}")
     if model.suffix != ".tflite":
         raise ModelFileError(f"--model {model}: a {model.suffix or 'suffix-less'} file, not a .tflite; {fix}")
-    if model.name != asset:
-        raise ModelFileError(f"--model {model}: the app loads {asset} (ModelSpec.ASSET), not {model.name}; "
+    if model.name not in (asset, edge):
+        raise ModelFileError(f"--model {model}: the app loads {asset} (ModelSpec.ASSET)"
+                             f"{f' or {edge} (ModelSpec.EDGE_ASSET)' if edge else ''}, not {model.name}; "
                              f"pass exports/{asset}, or change ModelSpec.ASSET and METADATA_ASSET first")
     with quiet(verbose):  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" chatter
         meta = runtimes.load(model).metadata  # a file LiteRT cannot read is a ModelFileError naming it
@@ -59,6 +62,11 @@ def check_model(model: Path, spec: Dict[str, str], verbose: bool = False) -> Dic
     layout = (meta.get("input") or {}).get("layout")
     if "LAYOUT" in spec and layout != spec["LAYOUT"]:
         raise ModelFileError(f"--model {model}: input layout {layout}, the app feeds {spec['LAYOUT']} (ModelSpec.LAYOUT); {fix}")
+    size = (meta.get("preprocessing") or {}).get("input_size", [0])[0]
+    want = spec.get("EDGE_INPUT_SIZE" if model.name == edge else "INPUT_HEIGHT")
+    if want is not None and int(size) != int(want):
+        raise ModelFileError(f"--model {model}: input {size}x{size}, the app feeds {want}x{want} "
+                             f"(ModelSpec.{'EDGE_INPUT_SIZE' if model.name == edge else 'INPUT_HEIGHT'}); {fix}")
     if "THRESHOLD" in spec and float(meta.get("threshold", -1)) != float(spec["THRESHOLD"]):
         raise ModelFileError(f"--model {model}: threshold {meta.get('threshold')}, the app applies "
                              f"{spec['THRESHOLD']} (ModelSpec.THRESHOLD); change ModelSpec.THRESHOLD or re-export")
@@ -73,10 +81,12 @@ def copy(model: Path = DEFAULT, assets: Path = ASSETS, update_results: bool = Fa
     spec = spec or model_spec()
     meta = check_model(Path(model), spec, verbose)
     text = json.dumps(meta, indent=1, sort_keys=True) + "\n"
-    targets = {assets / spec["ASSET"]: Path(model).read_bytes(), assets / spec["METADATA_ASSET"]: text.encode()}
+    prefix = "EDGE_" if Path(model).name == spec.get("EDGE_ASSET") else ""
+    asset, meta_asset = assets / spec[f"{prefix}ASSET"], assets / spec[f"{prefix}METADATA_ASSET"]
+    targets = {asset: Path(model).read_bytes(), meta_asset: text.encode()}
     todo = {dst: data for dst, data in targets.items() if not (dst.is_file() and dst.read_bytes() == data)}
     if not todo:
-        return assets / spec["ASSET"]  # already the export: nothing to replace
+        return asset  # already the export: nothing to replace
     for dst in todo:
         guard_committed(dst, "--update-results", update_results, "--assets DIR for a copy elsewhere")
         check_replace(dst, "copy_model.py", allowed=overwrite or update_results, flag="--overwrite")
@@ -86,7 +96,7 @@ def copy(model: Path = DEFAULT, assets: Path = ASSETS, update_results: bool = Fa
             atomic_copy(model, dst)
         else:
             atomic_write_text(dst, text)
-    return assets / spec["ASSET"]
+    return asset
 
 
 @user_errors

@@ -3,7 +3,9 @@
 For each image: the RGB bytes as loaded (`NAME.rgb`, HxWx3 uint8), the model input that model/preprocess.py
 makes (`NAME.input`, 256x256x3 float32 NHWC, little-endian), the logits of the embedded INT8 .tflite run
 in LiteRT (`NAME.logits`, 256x256 float32), the probabilities at the image's size (`NAME.prob`) and the
-mask (`NAME.mask`, uint8 0/1); `index.txt` lists `NAME HEIGHT WIDTH`. The Java test must reproduce them.
+mask (`NAME.mask`, uint8 0/1); `index.txt` lists `NAME HEIGHT WIDTH SIZE`. The same images run through the
+edge model's asset too (`NAME_edge.*`, SIZE 128: its input and logits are 128x128). The Java test must
+reproduce them.
 `orientation_files` adds the EXIF-orientation pairs (OrientationTest.java): one photo saved as a PNG
 with each EXIF orientation 1..8 (`exif_O.png`), its stored pixels (`exif_stored.rgb`) and what the Python
 loader makes of each file (`exif_O.rgb`, model.data.load_rgb: the photo as displayed); `orientation.txt`
@@ -24,10 +26,11 @@ import runtimes
 from model.clitools import ArgumentParser, add_verbose, check_ranges, quiet, user_errors
 from model.errors import DataError, ModelFileError, OutputError
 from model.preprocess import preprocess_image, probs_to_image_size, sigmoid
-from model.shipped import DEFAULT_DATA, export_path
+from model.shipped import DEFAULT_DATA, EDGE_MODEL, export_path
 
 APP = Path(__file__).resolve().parents[1]
 MODEL = APP / "app" / "src" / "main" / "assets" / export_path("_int8.tflite").name  # the default model's INT8 file
+EDGE = MODEL.with_name(export_path("_int8.tflite", EDGE_MODEL).name)  # the edge model's, offered beside it
 
 
 TOOL = "android_demo/tools/make_golden.py"
@@ -58,16 +61,17 @@ def orientation_files(stored: np.ndarray) -> dict:
     return files
 
 
-def write_cases(out: Path, images, model: Path = MODEL, extra: dict = None) -> None:
-    """Golden files of `images` ((name, RGB uint8) pairs), plus `extra` {name: bytes}, in `out`, a folder this
-    tool owns (OwnedFolder)."""
+def write_cases(out: Path, images, model: Path = MODEL, extra: dict = None, edge: Path = EDGE) -> None:
+    """Golden files of `images` ((name, RGB uint8) pairs) through `model` and, named NAME_edge, through `edge`,
+    plus `extra` {name: bytes}, in `out`, a folder this tool owns (OwnedFolder)."""
     from model.safeio import OwnedFolder
 
-    seg = runtimes.load(model, threads=1)
+    segs = [(runtimes.load(model, threads=1), ""), (runtimes.load(edge, threads=1), "_edge")]
     folder = OwnedFolder(out, TOOL, "OUT_DIR")  # before any work: a folder of someone else's files is refused
     index, files = [], {}
-    for name, rgb in images:
-        x = preprocess_image(rgb)
+    for (seg, tag), (name, rgb) in ((s, i) for s in segs for i in images):
+        name = name + tag
+        x = preprocess_image(rgb, seg.input_size)
         logits = seg.run(x[None])[0, 0]
         prob = probs_to_image_size(sigmoid(logits)[..., None], rgb.shape[:2])
         files[f"{name}.rgb"] = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
@@ -75,7 +79,7 @@ def write_cases(out: Path, images, model: Path = MODEL, extra: dict = None) -> N
         files[f"{name}.logits"] = logits.astype("<f4").tobytes()
         files[f"{name}.prob"] = prob.astype("<f4").tobytes()
         files[f"{name}.mask"] = (prob > seg.threshold).astype(np.uint8).tobytes()
-        index.append(f"{name} {rgb.shape[0]} {rgb.shape[1]}")
+        index.append(f"{name} {rgb.shape[0]} {rgb.shape[1]} {seg.input_size}")
     files["index.txt"] = ("\n".join(index) + "\n").encode()
     files.update(extra or {})
     for rel in files:  # check all, then write: a file in the way that the tool did not make stops the run here
@@ -99,9 +103,10 @@ def main(argv=None) -> None:
     add_verbose(p)
     args = p.parse_args(argv)
     check_ranges(args, {"count": 1})
-    if not MODEL.is_file():
-        raise ModelFileError(f"{MODEL}: the app's model asset is missing; run python android_demo/tools/copy_model.py "
-                             "--update-results")
+    for asset in (MODEL, EDGE):
+        if not asset.is_file():
+            raise ModelFileError(f"{asset}: the app's model asset is missing; run python android_demo/tools/copy_model.py "
+                                 f"--update-results --model exports/{asset.name}")
     data = Path(args.data)
     if not data.is_dir():
         raise DataError(f"--data {data}: folder not found; pass a dataset folder with images/ and masks/ "

@@ -43,6 +43,8 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
     golden = tmp_path / "golden"
     # plus a non-square crop of a real photo, as 8 EXIF orientations
     write_cases(golden, cases, extra=orientation_files(cases[0][1][:61, :83]))
+    sizes = {ln.split()[0]: int(ln.split()[3]) for ln in (golden / "index.txt").read_text().splitlines()}
+    assert sizes[f"{samples[0].id}_edge"] == 128 and sizes[samples[0].id] == 256  # both of the app's models
     classes = tmp_path / "classes"
     sources = sorted(str(p) for p in CORE.rglob("*.java"))
     cp = ":".join(map(str, JUNIT))
@@ -52,31 +54,36 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
     assert proc.returncode == 0 and "OK (6 tests)" in proc.stdout, proc.stdout[-2000:]
 
 
-def test_embedded_model_is_the_exported_one():
-    from model.shipped import export_path
+@pytest.mark.parametrize("prefix,model", [("", "DEFAULT_MODEL"), ("EDGE_", "EDGE_MODEL")])
+def test_embedded_model_is_the_exported_one(prefix, model):
+    import model.shipped as shipped
 
     s = spec()
-    assert s["ASSET"] == export_path("_int8.tflite").name, "the app must embed the default model (model/shipped.py)"
-    assert s["METADATA_ASSET"] == export_path("_int8.json").name
-    model = ASSETS / s["ASSET"]
-    exported = REPO / "exports" / s["ASSET"]
-    assert file_sha256(model) == file_sha256(exported), "assets model is stale: run python android_demo/tools/copy_model.py --update-results"
-    meta = json.loads((ASSETS / s["METADATA_ASSET"]).read_text())
+    name = getattr(shipped, model)
+    assert s[f"{prefix}ASSET"] == f"{name}_int8.tflite", f"the app must embed model/shipped.py's {model}"
+    assert s[f"{prefix}METADATA_ASSET"] == f"{name}_int8.json"
+    asset = ASSETS / s[f"{prefix}ASSET"]
+    exported = REPO / "exports" / s[f"{prefix}ASSET"]
+    assert file_sha256(asset) == file_sha256(exported), \
+        f"assets model is stale: run python android_demo/tools/copy_model.py --update-results --model {exported}"
+    meta = json.loads((ASSETS / s[f"{prefix}METADATA_ASSET"]).read_text())
     assert meta == runtimes.load(exported).metadata
     assert meta["quantization"] == "int8" and meta["format"] == "tflite"
 
 
-def test_model_signature_matches_app_constants():
+@pytest.mark.parametrize("prefix", ["", "EDGE_"])
+def test_model_signature_matches_app_constants(prefix):
     from ai_edge_litert.interpreter import Interpreter
 
     s = spec()
-    it = Interpreter(str(ASSETS / s["ASSET"]))
+    side = int(s["EDGE_INPUT_SIZE"] if prefix else s["INPUT_HEIGHT"])
+    it = Interpreter(str(ASSETS / s[f"{prefix}ASSET"]))
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    assert list(inp["shape"]) == [1, int(s["INPUT_HEIGHT"]), int(s["INPUT_WIDTH"]), int(s["INPUT_CHANNELS"])]
-    assert list(out["shape"]) == [1, int(s["INPUT_HEIGHT"]), int(s["INPUT_WIDTH"]), int(s["OUTPUT_CHANNELS"])]
+    assert list(inp["shape"]) == [1, side, side, int(s["INPUT_CHANNELS"])]
+    assert list(out["shape"]) == [1, side, side, int(s["OUTPUT_CHANNELS"])]
     assert inp["dtype"].__name__ == s["INPUT_DTYPE"] and out["dtype"].__name__ == s["OUTPUT_DTYPE"]
     assert inp["quantization"] == (0.0, 0) and out["quantization"] == (0.0, 0)  # float I/O, int8 inside
-    meta = runtimes.load(ASSETS / s["ASSET"]).metadata
+    meta = runtimes.load(ASSETS / s[f"{prefix}ASSET"]).metadata
     assert meta["input"]["layout"] == s["LAYOUT"] and meta["threshold"] == float(s["THRESHOLD"])
     pre = meta["preprocessing"]
     assert pre["resize"] == {"method": "bilinear", "half_pixel_centers": True, "align_corners": False, "antialias": False}
@@ -102,4 +109,5 @@ def test_manifest_and_gradle_files_are_well_formed():
     assert 'include(":app", ":core")' in (APP / "settings.gradle.kts").read_text()
     kt = (APP / "app" / "src" / "main" / "java" / "org" / "aulunet" / "demo" / "MainActivity.kt").read_text()
     assert "ModelSpec.ASSET" in kt and "Preprocess.toInput" in kt and "GpuDelegate" in kt
+    assert "ModelSpec.EDGE_ASSET" in kt and "ModelSpec.EDGE_INPUT_SIZE" in kt  # the edge model, offered beside it
     assert "Orientation.apply(" in kt and "TAG_ORIENTATION" in kt  # the photo's EXIF orientation is applied

@@ -40,7 +40,7 @@ def test_copy_model_refuses_what_the_app_does_not_load(cm, tmp_path):
     shutil.copyfile(REPO / "exports" / asset.replace("_int8", ""), fp32_named_as_asset)
     cases = [
         (REPO / "exports" / asset.replace("_int8.tflite", "_fp16.onnx"), r"a \.onnx file, not a \.tflite; the app loads the INT8 \.tflite"),
-        (REPO / "exports" / "aulunet_v3_ph2_int8.tflite", rf"the app loads {asset} \(ModelSpec\.ASSET\), not aulunet_v3_ph2_int8\.tflite"),
+        (REPO / "exports" / "aulunet_v3_ph2_int8.tflite", rf"the app loads {asset} \(ModelSpec\.ASSET\) or {spec['EDGE_ASSET']} \(ModelSpec\.EDGE_ASSET\), not aulunet_v3_ph2_int8\.tflite"),
         (fp32_named_as_asset, r"its metadata says tflite quantization none, not an INT8 \.tflite"),
         (tmp_path / asset, r"not found; the app loads the INT8 \.tflite"),
     ]
@@ -117,11 +117,12 @@ def test_make_golden_owns_its_folder(ph2, tmp_path):
     assert _tree(other) == {"keep.txt": _sha(other / "keep.txt")}
     g = tmp_path / "g"
     mg["main"]([str(g), "--data", str(ph2), "--count", "2"])
-    names = (g / "index.txt").read_text().split()[::3]
-    assert len(names) == 2 and (g / f"{names[1]}.mask").is_file()
-    mg["main"]([str(g), "--data", str(ph2), "--count", "1"])  # a rerun replaces its own files, drops the stale case
-    assert (g / "index.txt").read_text().split()[::3] == names[:1]
-    assert not (g / f"{names[1]}.mask").exists()
+    names = (g / "index.txt").read_text().split()[::4]  # NAME HEIGHT WIDTH SIZE; each image for both of the app's models
+    assert len(names) == 4 and names[2:] == [f"{n}_edge" for n in names[:2]] and (g / f"{names[3]}.mask").is_file()
+    mg["main"]([str(g), "--data", str(ph2), "--count", "1"])  # a rerun replaces its own files, drops the stale cases
+    assert (g / "index.txt").read_text().split()[::4] == [names[0], names[2]]
+    assert not (g / f"{names[1]}.mask").exists() and not (g / f"{names[3]}.mask").exists()
     exif = [f"exif_{o}.{e}" for o in range(1, 9) for e in ("png", "rgb")] + ["exif_stored.rgb", "orientation.txt"]
     assert sorted(p.name for p in g.iterdir()) == sorted([".aulunet-owned.json", "index.txt"] + exif +
-                                                         [f"{names[0]}.{e}" for e in ("rgb", "input", "logits", "prob", "mask")])
+                                                         [f"{n}.{e}" for n in (names[0], names[2])
+                                                          for e in ("rgb", "input", "logits", "prob", "mask")])

@@ -56,7 +56,9 @@ def test_js_pre_post_match_python_golden_pairs(ph2, tmp_path):
     proc = subprocess.run([node, str(WEB / "tests" / "golden.mjs"), str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["name"] for r in rows] == [c[0] for c in cases]
+    # every case through the default model (256x256) and the edge model (128x128), as the page runs both
+    assert [r["name"] for r in rows] == [c[0] for c in cases] + [f"{c[0]}_edge" for c in cases]
+    assert {r["size"] for r in rows} == {256, 128}
     for r in rows:
         # the model input from the same RGB bytes (JavaScript computes in float64 and stores float32, numpy in float32:
         # values in [0, 1] after a resize and a min-max scale, ~10 ops each: ~1e-6), and probabilities from the same
@@ -293,9 +295,13 @@ def test_page_masks_match_python_runtimes(site, browser, photos):
     from web_demo.browser import Page
 
     url, manifest = site
+    from model.shipped import DEFAULT_MODEL, EDGE_MODEL
+
     rgbs = {p: load_rgb(p) for p in photos}
-    x = preprocess_image(rgbs[photos[0]])
     assert {m["quantize"] for m in manifest["models"]} == {"none", "int8"}
+    # the edge model (128x128 input) is offered beside the default, each of its files checked like the default's
+    assert {m["source_checkpoint"] for m in manifest["models"]} == {f"{DEFAULT_MODEL}.pt", f"{EDGE_MODEL}.pt"}
+    assert {m["input_size"] for m in manifest["models"]} == {256, 128}
     assert {m["runtime"] for m in manifest["models"]} == {"onnxruntime-web", "litert.js"}
     for entry in manifest["models"]:
         path = REPO / "exports" / entry["file"]
@@ -317,6 +323,7 @@ def test_page_masks_match_python_runtimes(site, browser, photos):
                 assert info["runtime"] in page.page.text_content("#runtime")
                 assert page.page.text_content("#area").startswith(f"{100 * got['mask'].mean():.1f} %")
             if entry["quantize"] == "none":  # the runtime alone, on Python's own input tensor
+                x = preprocess_image(rgbs[photos[0]], entry["input_size"])
                 xin = x.transpose(1, 2, 0) if entry["layout"] == "NHWC" else x
                 # logits of the browser's WebAssembly kernels vs the native ones: different float32 sums, the same
                 # bound as the exporters' tests (~20 layers, ~3e-5 relative of a scale growing with |logit|)

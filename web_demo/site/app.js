@@ -1,7 +1,7 @@
 // The page: pick a photo (file input, drag-and-drop or camera), segment it with the model chosen in the menu,
 // draw the overlay and contour, and show the lesion area, the inference time, the model file and the runtime.
 // `window.aulunet` is the hook that tests/web_demo/test_site.py and web_demo/bench.py drive.
-import { INPUT_SIZE, imageProblem, overlay, segment } from "./core.js";
+import { imageProblem, overlay, segment } from "./core.js";
 import { open } from "./runtimes.js";
 
 const $ = (id) => document.getElementById(id);
@@ -44,7 +44,7 @@ async function loadModel() {
   $("threads").onchange = () => reopenWith("threads", $("threads").value);
   const t0 = performance.now();
   runtime = await open(entry, threadsWanted);
-  await runtime.run(new Float32Array(3 * INPUT_SIZE * INPUT_SIZE).fill(0.5));  // warm-up: the first run is slow
+  await runtime.run(new Float32Array(3 * entry.input_size * entry.input_size).fill(0.5));  // warm-up: the first run is slow
   api.info = {
     file: entry.file, runtime: runtime.name, runtimeKey: entry.runtime, threads: runtime.threads,
     layout: entry.layout, quantize: entry.quantize, crossOriginIsolated, loadMs: performance.now() - t0,
@@ -73,7 +73,7 @@ async function segmentSource(source, label) {
     fail(`${label}: ${problem}`);
     return null;
   }
-  const res = await segment(rgba.data, h, w, 4, entry.layout, (x) => runtime.run(x), entry.threshold);
+  const res = await segment(rgba.data, h, w, 4, entry.layout, (x) => runtime.run(x), entry.threshold, entry.input_size);
   lastPixels = rgba;
   ctx.putImageData(new ImageData(overlay(rgba.data, res.mask, h, w), w, h), 0, 0);
   $("view").hidden = false;
@@ -175,7 +175,7 @@ async function timeRuns(fn, runs, warmup, warmupMs = 0) {
 /** ms per run of the model alone on the last photo's input tensor (or a grey one). */
 api.bench = async (runs = 30, warmup = 5, warmupMs = 0) => {
   await api.ready;
-  const x = api.last?.input ?? new Float32Array(3 * INPUT_SIZE * INPUT_SIZE).fill(0.5);
+  const x = api.last?.input ?? new Float32Array(3 * entry.input_size * entry.input_size).fill(0.5);
   return timeRuns(() => runtime.run(x), runs, warmup, warmupMs);
 };
 
@@ -183,7 +183,7 @@ api.bench = async (runs = 30, warmup = 5, warmupMs = 0) => {
 api.benchEndToEnd = async (runs = 30, warmup = 2) => {
   await api.ready;
   const { data, height, width } = lastPixels;
-  return timeRuns(() => segment(data, height, width, 4, entry.layout, (x) => runtime.run(x), entry.threshold), runs, warmup);
+  return timeRuns(() => segment(data, height, width, 4, entry.layout, (x) => runtime.run(x), entry.threshold, entry.input_size), runs, warmup);
 };
 
 wireInputs();

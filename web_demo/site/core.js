@@ -167,14 +167,15 @@ export function overlay(rgba, m, height, width, tint = [255, 64, 32], alpha = 0.
   return out;
 }
 
-/** The whole pipeline around a model: pixels -> input tensor -> run(tensor) -> probabilities, mask. */
-export async function segment(pixels, height, width, stride, layout, run, threshold = THRESHOLD) {
+/** The whole pipeline around a model: pixels -> input tensor -> run(tensor) -> probabilities, mask.
+ *  `size`: the model's square input side (its metadata's input_size: 256, or 128 for aulunet_v3_in128). */
+export async function segment(pixels, height, width, stride, layout, run, threshold = THRESHOLD, size = INPUT_SIZE) {
   const t0 = performance.now();
-  const input = toInput(pixels, height, width, stride, layout);
+  const input = toInput(pixels, height, width, stride, layout, size);
   const t1 = performance.now();
   const logits = await run(input);
   const t2 = performance.now();
-  const prob = probabilities(logits, height, width);
+  const prob = probabilities(logits, height, width, size);
   const m = mask(prob, threshold);
   const t3 = performance.now();
   return { input, logits, prob, mask: m, area: areaFraction(m), ms: { pre: t1 - t0, model: t2 - t1, post: t3 - t2, total: t3 - t0 } };

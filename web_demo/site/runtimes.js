@@ -1,6 +1,6 @@
 // The two browser runtimes behind one interface: `await open(entry, threads)` -> {name, threads, run(input)},
 // where `entry` is the model's line in models/manifest.json and run(Float32Array input in entry.layout)
-// resolves to the 256x256 logits (Float32Array). Every file is loaded from this page's own origin.
+// resolves to the logits at entry.input_size (Float32Array). Every file is loaded from this page's own origin.
 
 const here = (path) => new URL(path, import.meta.url).href;
 

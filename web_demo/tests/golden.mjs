@@ -23,18 +23,18 @@ const maxDiff = (a, b) => {
 };
 
 for (const line of readFileSync(join(dir, "index.txt"), "utf8").trim().split("\n")) {
-  const [name, hs, ws] = line.split(" ");
-  const h = Number(hs), w = Number(ws);
+  const [name, hs, ws, ss] = line.split(" ");
+  const h = Number(hs), w = Number(ws), size = Number(ss || INPUT_SIZE);  // 128 for the edge model's cases
   const rgb = new Uint8Array(readFileSync(join(dir, `${name}.rgb`)));
-  const inputNhwc = toInput(rgb, h, w, 3, "NHWC");
-  const inputNchw = toInput(rgb, h, w, 3, "NCHW");
+  const inputNhwc = toInput(rgb, h, w, 3, "NHWC", size);
+  const inputNchw = toInput(rgb, h, w, 3, "NCHW", size);
   const want = f32(`${name}.input`);  // NHWC
   let layoutDiff = 0;
-  const plane = INPUT_SIZE * INPUT_SIZE;
+  const plane = size * size;
   for (let i = 0; i < plane; i++) for (let k = 0; k < 3; k++) {
     layoutDiff = Math.max(layoutDiff, Math.abs(inputNchw[k * plane + i] - inputNhwc[i * 3 + k]));
   }
-  const prob = probabilities(f32(`${name}.logits`), h, w);
+  const prob = probabilities(f32(`${name}.logits`), h, w, size);
   const wantProb = f32(`${name}.prob`);
   const got = mask(prob, THRESHOLD);
   const wantMask = readFileSync(join(dir, `${name}.mask`));
@@ -46,7 +46,7 @@ for (const line of readFileSync(join(dir, "index.txt"), "utf8").trim().split("\n
     }
   }
   console.log(JSON.stringify({
-    name, height: h, width: w, input_max_diff: maxDiff(inputNhwc, want), layout_max_diff: layoutDiff,
+    name, height: h, width: w, size, input_max_diff: maxDiff(inputNhwc, want), layout_max_diff: layoutDiff,
     prob_max_diff: maxDiff(prob, wantProb), mask_pixels: got.length, mask_foreground: got.reduce((a, v) => a + v, 0),
     mask_differ: differ, mask_differ_away_from_threshold: differAwayFromThreshold,
   }));

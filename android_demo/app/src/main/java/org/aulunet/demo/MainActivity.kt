@@ -25,7 +25,8 @@ import org.tensorflow.lite.Interpreter
 import org.tensorflow.lite.gpu.GpuDelegate
 
 /**
- * Pick or take a photo, run the embedded INT8 AULUNet (assets/aulunet_v3_isic2018_int8.tflite) with LiteRT,
+ * Pick or take a photo, run the embedded INT8 AULUNet (assets/aulunet_v3_isic2018_int8.tflite, or with "Edge model"
+ * ticked the 128x128 edge model, assets/aulunet_v3_in128_isic2018_int8.tflite) with LiteRT,
  * draw the lesion overlay and contour, and show the inference time and the lesion area.
  * Pre/post-processing is org.aulunet.core (plain Java, checked against the Python pipeline on the JVM).
  */
@@ -33,6 +34,7 @@ class MainActivity : AppCompatActivity() {
     private lateinit var image: ImageView
     private lateinit var status: TextView
     private lateinit var gpu: CheckBox
+    private lateinit var edge: CheckBox
     private var interpreter: Interpreter? = null
     private var delegate: GpuDelegate? = null
 
@@ -49,6 +51,8 @@ class MainActivity : AppCompatActivity() {
         image = findViewById(R.id.image)
         status = findViewById(R.id.status)
         gpu = findViewById(R.id.gpu)
+        edge = findViewById(R.id.edge)
+        edge.setOnCheckedChangeListener { _, _ -> closeInterpreter() }
         findViewById<Button>(R.id.pick).setOnClickListener { pick.launch("image/*") }
         findViewById<Button>(R.id.camera).setOnClickListener { camera.launch(null) }
         gpu.setOnCheckedChangeListener { _, _ -> closeInterpreter() }
@@ -60,7 +64,7 @@ class MainActivity : AppCompatActivity() {
     }
 
     private fun loadModel(): MappedByteBuffer {
-        val fd = assets.openFd(ModelSpec.ASSET)
+        val fd = assets.openFd(if (edge.isChecked) ModelSpec.EDGE_ASSET else ModelSpec.ASSET)
         FileInputStream(fd.fileDescriptor).channel.use { ch ->
             return ch.map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)
         }
@@ -115,18 +119,19 @@ class MainActivity : AppCompatActivity() {
         val w = shownAs.width
         val h = shownAs.height
         val argb = shownAs.pixels
-        val input = Preprocess.toInput(Preprocess.argbToRgb(argb), h, w)
+        val size = if (edge.isChecked) ModelSpec.EDGE_INPUT_SIZE else ModelSpec.INPUT_HEIGHT
+        val input = Preprocess.toInput(Preprocess.argbToRgb(argb), h, w, size)
         val inBuf = ByteBuffer.allocateDirect(4 * input.size).order(ByteOrder.nativeOrder())
         inBuf.asFloatBuffer().put(input)
-        val outBuf = ByteBuffer.allocateDirect(4 * ModelSpec.INPUT_HEIGHT * ModelSpec.INPUT_WIDTH * ModelSpec.OUTPUT_CHANNELS)
+        val outBuf = ByteBuffer.allocateDirect(4 * size * size * ModelSpec.OUTPUT_CHANNELS)
             .order(ByteOrder.nativeOrder())
         val tflite = interpreter()
         val t0 = SystemClock.elapsedRealtimeNanos()
         tflite.run(inBuf, outBuf)
         val ms = (SystemClock.elapsedRealtimeNanos() - t0) / 1e6
         outBuf.rewind()
-        val logits = FloatArray(ModelSpec.INPUT_HEIGHT * ModelSpec.INPUT_WIDTH).also { outBuf.asFloatBuffer().get(it) }
-        val mask = Postprocess.mask(Postprocess.probabilities(logits, h, w), ModelSpec.THRESHOLD)
+        val logits = FloatArray(size * size).also { outBuf.asFloatBuffer().get(it) }
+        val mask = Postprocess.mask(Postprocess.probabilities(logits, h, w, size), ModelSpec.THRESHOLD)
         val shown = Postprocess.overlay(argb, mask, h, w, 0xFF00C853.toInt(), 0.45f)
         image.setImageBitmap(Bitmap.createBitmap(shown, w, h, Bitmap.Config.ARGB_8888))
         val area = 100.0 * Postprocess.areaFraction(mask)

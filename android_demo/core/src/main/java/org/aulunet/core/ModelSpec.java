@@ -1,8 +1,9 @@
 package org.aulunet.core;
 
 /**
- * What the app assumes about the embedded model. A Python test reads the .tflite's signature and
- * metadata and checks them against these constants (android_demo/tools/check_app.py).
+ * What the app assumes about the embedded models. Python tests read each .tflite's signature and
+ * metadata and check them against these constants (tests/android_demo/test_app.py), and
+ * android_demo/tools/copy_model.py copies only the files named here.
  */
 public final class ModelSpec {
     private ModelSpec() {}
@@ -19,4 +20,9 @@ public final class ModelSpec {
     public static final String OUTPUT_DTYPE = "float32";
     /** The model returns logits; sigmoid(logit) > THRESHOLD is lesion. */
     public static final float THRESHOLD = 0.5f;
+    /** The edge model (model/shipped.py EDGE_MODEL), offered beside the default: the same pre- and
+     *  post-processing at a 128x128 input, ~0.3x the latency (benchmarks/results/pareto.json). */
+    public static final String EDGE_ASSET = "aulunet_v3_in128_isic2018_int8.tflite";
+    public static final String EDGE_METADATA_ASSET = "aulunet_v3_in128_isic2018_int8.json";
+    public static final int EDGE_INPUT_SIZE = 128;
 }

@@ -14,11 +14,19 @@ public final class Postprocess {
 
     /** logits (INPUT_HEIGHT x INPUT_WIDTH, NHWC with one channel) -> probabilities at height x width. */
     public static float[] probabilities(float[] logits, int height, int width) {
+        return probabilities(logits, height, width, ModelSpec.INPUT_HEIGHT);
+    }
+
+    /** The same for a model of square input side `size` (its logits are size x size). */
+    public static float[] probabilities(float[] logits, int height, int width, int size) {
+        if (logits.length != size * size) {
+            throw new IllegalArgumentException("expected " + size + "x" + size + " logits, got " + logits.length);
+        }
         float[] p = new float[logits.length];
         for (int i = 0; i < p.length; i++) {
             p[i] = sigmoid(logits[i]);
         }
-        return Preprocess.resizeBilinear(p, ModelSpec.INPUT_HEIGHT, ModelSpec.INPUT_WIDTH, 1, height, width);
+        return Preprocess.resizeBilinear(p, size, size, 1, height, width);
     }
 
     public static boolean[] mask(float[] prob, float threshold) {

@@ -71,8 +71,13 @@ public final class Preprocess {
         return x;
     }
 
-    /** Interleaved RGB bytes (HxWx3, unsigned) -> the model input, float32 NHWC (ModelSpec size). */
+    /** Interleaved RGB bytes (HxWx3, unsigned) -> the default model's input, float32 NHWC (ModelSpec size). */
     public static float[] toInput(byte[] rgb, int height, int width) {
+        return toInput(rgb, height, width, ModelSpec.INPUT_HEIGHT);
+    }
+
+    /** The same for a model of square input side `size` (ModelSpec.EDGE_INPUT_SIZE for the edge model). */
+    public static float[] toInput(byte[] rgb, int height, int width, int size) {
         if (height <= 0 || width <= 0 || rgb.length != height * width * 3) {
             throw new IllegalArgumentException("expected " + height + "x" + width + "x3 RGB bytes, got " + rgb.length);
         }
@@ -80,7 +85,7 @@ public final class Preprocess {
         for (int i = 0; i < rgb.length; i++) {
             f[i] = rgb[i] & 0xFF;
         }
-        return minMaxScale(resizeBilinear(f, height, width, 3, ModelSpec.INPUT_HEIGHT, ModelSpec.INPUT_WIDTH));
+        return minMaxScale(resizeBilinear(f, height, width, 3, size, size));
     }
 
     /** ARGB ints (Android's Bitmap.getPixels) -> interleaved RGB bytes. */

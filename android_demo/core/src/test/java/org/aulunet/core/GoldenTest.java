@@ -46,10 +46,11 @@ public class GoldenTest {
         for (String line : cases()) {
             String[] t = line.trim().split(" ");
             int h = Integer.parseInt(t[1]), w = Integer.parseInt(t[2]);
+            int size = Integer.parseInt(t[3]);  // 256 for the default model, ModelSpec.EDGE_INPUT_SIZE for the edge one
             byte[] rgb = Files.readAllBytes(dir().resolve(t[0] + ".rgb"));
             float[] want = floats(dir().resolve(t[0] + ".input"));
-            float[] got = Preprocess.toInput(rgb, h, w);
-            assertEquals(ModelSpec.INPUT_HEIGHT * ModelSpec.INPUT_WIDTH * ModelSpec.INPUT_CHANNELS, got.length);
+            float[] got = size == ModelSpec.INPUT_HEIGHT ? Preprocess.toInput(rgb, h, w) : Preprocess.toInput(rgb, h, w, size);
+            assertEquals(size * size * ModelSpec.INPUT_CHANNELS, got.length);
             double worst = 0;
             for (int i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
             assertTrue(t[0] + ": input tensor differs from Python by " + worst, worst <= 1e-5);
@@ -64,7 +65,9 @@ public class GoldenTest {
             float[] logits = floats(dir().resolve(t[0] + ".logits"));
             float[] wantProb = floats(dir().resolve(t[0] + ".prob"));
             byte[] wantMask = Files.readAllBytes(dir().resolve(t[0] + ".mask"));
-            float[] prob = Postprocess.probabilities(logits, h, w);
+            int size = Integer.parseInt(t[3]);
+            float[] prob = size == ModelSpec.INPUT_HEIGHT ? Postprocess.probabilities(logits, h, w)
+                                                          : Postprocess.probabilities(logits, h, w, size);
             boolean[] mask = Postprocess.mask(prob, ModelSpec.THRESHOLD);
             assertEquals(h * w, mask.length);
             int differ = 0, lesion = 0;
