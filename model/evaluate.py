@@ -27,11 +27,12 @@ from model.preprocess import INPUT_SIZE as GRID  # noqa: E402  (the protocol's s
 
 
 def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progress: bool = False,
-                     keep_probs: bool = False, grid: Optional[int] = GRID) -> Dict:
+                     keep_probs: bool = False, grid: Optional[int] = GRID, tta: bool = False) -> Dict:
     """Pooled metrics of `segmenter` (a runtimes.Segmenter) on samples, on the protocol's GRID x GRID masks
     whatever the model's input size (a smaller model's probabilities are resized bilinearly to the grid, so
     models of every size are scored on the same pixels); optionally the probability maps (at the grid).
-    `grid=None` scores at the model's own input size instead (what training measured when it chose its epoch)."""
+    `grid=None` scores at the model's own input size instead (what training measured when it chose its epoch).
+    `tta`: the flip-averaged probabilities (Segmenter.probabilities_tta), as predict(..., tta=True) makes them."""
     from tqdm import tqdm
 
     from model.preprocess import resize_bilinear
@@ -40,14 +41,15 @@ def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progr
     probs = []
     size = segmenter.input_size
     grid = grid or size
+    run = segmenter.probabilities_tta if tta else segmenter.probabilities
     for i in tqdm(range(0, len(samples), batch), desc="evaluate", disable=not progress, leave=False):
         if size == grid:
             x, y = load_arrays(samples[i:i + batch], size)
-            p = segmenter.probabilities(x)
+            p = run(x)
         else:
             x, _ = load_arrays(samples[i:i + batch], size, with_masks=False)
             _, y = load_arrays(samples[i:i + batch], grid)
-            p = np.stack([resize_bilinear(q[..., None], (grid, grid))[..., 0] for q in segmenter.probabilities(x)])
+            p = np.stack([resize_bilinear(q[..., None], (grid, grid))[..., 0] for q in run(x)])
         pm.update(p > segmenter.threshold, y)
         if keep_probs:
             probs.append(p)
@@ -69,6 +71,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                    help="run a model file without this toolkit's metadata, assuming AULUNet's preprocessing and threshold")
     p.add_argument("--allow-train-overlap", action="store_true",
                    help="score images the checkpoint was trained on (refused by default: the numbers would be inflated)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: probabilities averaged over the four "
+                                                      "flips (4 runs per image; off by default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verbose(p)
     args = p.parse_args(argv)
@@ -86,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         from model.provenance import refuse_training_images
 
         refuse_training_images(args.weights, samples, args.split, seg.metadata)
-    res = evaluate_samples(seg, samples, progress=not args.no_progress)
+    res = evaluate_samples(seg, samples, progress=not args.no_progress, tta=args.tta)
     res.update({"weights": str(args.weights), "data": str(args.data), "split": args.split, "backend": seg.name})
     text = json.dumps(res, indent=1)
     if args.json:

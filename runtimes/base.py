@@ -239,15 +239,25 @@ class Segmenter:
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return sigmoid(self.run(x))[:, 0]
 
-    def predict(self, image) -> Tuple[np.ndarray, np.ndarray]:
+    def probabilities_tta(self, x: np.ndarray) -> np.ndarray:
+        """Test-time augmentation: the mean of the probabilities of x and its horizontal, vertical and double
+        flips, each flipped back (four runs per image)."""
+        views = ((), (3,), (2,), (2, 3))
+        return np.mean([np.flip(self.probabilities(np.ascontiguousarray(np.flip(x, a))), tuple(d - 1 for d in a))
+                        for a in views], axis=0)
+
+    def predict(self, image, tta: bool = False) -> Tuple[np.ndarray, np.ndarray]:
         """One photo of any size -> (probability map, boolean mask) at the photo's own size.
 
         `image`: uint8 HxWx3 RGB numpy array (OpenCV's BGR must be flipped first) or a PIL image. Images
-        smaller than 32x32 or without contrast are refused with an InputError (model.preprocess.image_problem)."""
+        smaller than 32x32 or without contrast are refused with an InputError (model.preprocess.image_problem).
+        `tta`: average the probabilities over the four flips (probabilities_tta; off by default, ~4x the model's
+        time; its accuracy and cost: docs/benchmarks.md)."""
         rgb = as_rgb(image)
         problem = image_problem(rgb)
         if problem:
             raise InputError(problem)
         x = preprocess_image(rgb, self.input_size)[None]
-        prob = probs_to_image_size(self.probabilities(x)[0][..., None], rgb.shape[:2])
+        p = self.probabilities_tta(x) if tta else self.probabilities(x)
+        prob = probs_to_image_size(p[0][..., None], rgb.shape[:2])
         return prob, prob > self.threshold
