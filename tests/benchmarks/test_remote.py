@@ -60,11 +60,11 @@ def ssh_args(sshd, known_hosts=None, port=None, python=sys.executable):
 @pytest.mark.slow
 @pytest.mark.sshd
 def test_remote_run_pushes_runs_and_pulls(sshd, ph2, tmp_path):
-    res = bench.main(["--data", str(ph2), "--out", str(tmp_path), "--formats", "onnx,tflite-int8,openvino", *TINY,
+    res = bench.main(["--data", str(ph2), "--out", str(tmp_path), "--formats", "onnx,tflite-int8,openvino,ncnn-int8", *TINY,
                       "--rounds", "2", *ssh_args(sshd)])
     assert res["remote"].endswith("@127.0.0.1") and res["settings"]["rounds"] == 2  # --rounds reaches the device
     got = {r["name"]: r for r in res["results"]}
-    assert set(got) == {"onnx", "tflite-int8", "openvino"}
+    assert set(got) == {"onnx", "tflite-int8", "openvino", "ncnn-int8"}
     for name, r in got.items():
         assert "error" not in r, (name, r.get("error"))
         assert r["n_runs"] >= 2 and r["accuracy"]["n_images"] == 1 and len(r["round_p50s_ms"]) == 2
