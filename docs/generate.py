@@ -284,6 +284,28 @@ def int8_recipes(model: Optional[str] = None) -> str:
     return markdown(_json(EXPORTS / results_name(model)), earlier=model == SHIPPED)
 
 
+def int8_fastest(model: Optional[str] = None) -> str:
+    """Per format, the fastest INT8 recipe that passes its gate, beside the shipped one (exports/int8_recipes_*.json)."""
+    from export.formats import FORMATS
+    from export.int8_recipes import fastest_passing, results_name
+    from model.shipped import DEFAULT_MODEL
+
+    res = _json(EXPORTS / results_name(model or DEFAULT_MODEL))
+    if not res:
+        return PENDING
+    rows = ["| format | fastest passing recipe | ms (x fp32) | shipped recipe | ms (x fp32) | on this CPU |",
+            "|---|---|---:|---|---:|---|"]
+    ms = lambda r: f"{r['latency_ms']:.1f} ({r['latency_vs_fp32']:.2f}x)" if r and r.get("latency_ms") is not None else ""  # noqa: E731
+    for key, (best, shipped) in fastest_passing(res).items():
+        verdict = ("INT8 is not faster here: use fp32" if not best or best["latency_vs_fp32"] >= 1.0 else
+                   f"INT8 saves {100 * (1 - best['latency_vs_fp32']):.0f}%")
+        rows.append(f"| {FORMATS[key].title} | {best['recipe'] if best else 'none passes'} | {ms(best)} | "
+                    f"{shipped['recipe'] if shipped else ''} | {ms(shipped)} | {verdict} |")
+    rows += ["", f"{res['cpu']['model']}; latency: median of {res['timing']['rounds']} interleaved single-image calls at "
+                 f"1 thread ({res['timing']['note']})."]
+    return "\n".join(rows)
+
+
 def int8_vs_fp32() -> str:
     """Per runtime with an INT8 file, from the host run: INT8's p50 over its fp32 file's and over LiteRT INT8's
     (the same XNNPACK kernels behind ExecuTorch and LiteRT), per thread count, paired per round."""
@@ -379,6 +401,7 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "pareto": pareto,
     "tta": tta,
     "int8-vs-fp32": int8_vs_fp32,
+    "int8-fastest": int8_fastest,
     "edge-headline": edge_headline,
     "arm-emu": lambda: _bench("arm-emu"),
     "profile-onnx": lambda: _profile(".onnx"),

@@ -293,6 +293,17 @@ def measure(args) -> Dict:
 
 # ------------------------------------------------------------------ reporting
 
+def fastest_passing(res: Dict) -> Dict[str, tuple]:
+    """format -> (the fastest recipe row that passes its gate, or None; the shipped recipe's row), from a results
+    JSON with timing; a recipe without a latency is not ranked."""
+    out = {}
+    for key in dict.fromkeys(r["format"] for r in res["results"]):
+        rows = [r for r in res["results"] if r["format"] == key]
+        ok = [r for r in rows if r.get("passed") and r.get("latency_ms") is not None]
+        out[key] = (min(ok, key=lambda r: r["latency_ms"]) if ok else None, next((r for r in rows if r["shipped"]), None))
+    return out
+
+
 def markdown(res: Optional[Dict], earlier: bool = False) -> str:
     """The recipe table; `earlier` adds the column of figures measured by hand on PH2 (docs/export.md)."""
     if not res:
@@ -315,6 +326,13 @@ def markdown(res: Optional[Dict], earlier: bool = False) -> str:
         if earlier:
             cells.append(r.get("earlier_ph2_by_hand") or "")
         lines.append("| " + " | ".join(cells) + " |")
+    verdicts = []
+    for key, (best, _) in fastest_passing(res).items():
+        if best is not None and best.get("latency_vs_fp32") is not None:
+            verdicts.append(f"- {FORMATS[key].title}: " + ("INT8 is not faster here: use fp32" if best["latency_vs_fp32"] >= 1.0
+                            else f"the fastest passing recipe, {best['recipe']}, is {best['latency_vs_fp32']:.2f}x fp32"))
+    if verdicts:
+        lines += [""] + verdicts
     ev, ca, t = res["eval"], res["calibration"], res["timing"]
     lines += ["", f"`{res['checkpoint']['stem']}`: {ev['n_images']} {ev['data']} {ev['split']} images"
                   f"{' (SYNTHETIC)' if ev.get('synthetic') else ''}, calibrated on {ca['n_images']} {ca['data']} "
