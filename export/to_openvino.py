@@ -3,12 +3,12 @@
 The IR is converted from the same simplified ONNX graph that export/to_onnx.py writes (dynamic batch).
 fp32: saved with compress_to_fp16=False (save_model compresses weights to fp16 by default).
 fp16: weights stored as fp16.
-int8: the onnxruntime QDQ model of export/to_onnx.py (same calibration, Conv only, per-tensor), converted:
-      OpenVINO's ONNX frontend turns QuantizeLinear/DequantizeLinear into FakeQuantize and the CPU plugin
-      runs every Convolution in u8. Measured on PH2 val (docs/export.md, "INT8 recipes"): mask IoU vs fp32 0.98, -0.11 pt
-      DSC. nncf.quantize on the IR missed the gate by hand (earlier graph and versions): default -1.3 pt;
-      AKF gate convs, elementwise ops, pooling, resize and concat kept float -0.57 pt; MIXED preset -16 pt.
-      Re-measured by export/int8_recipes.py (nncf variants are its recipes): two ignored scopes now pass.
+int8: nncf.quantize on the fp32 IR with only the 1x1 convolutions and the 3x3 stem quantized (INT8_IGNORED_TYPES:
+      the depthwise GroupConvolutions, elementwise ops, pooling, resize and concat stay float, and so do the AKF
+      gate convs): OpenVINO's CPU plugin runs dilated depthwise convs and AvgPool slower in INT8 than in fp32, so
+      quantizing them cost more than it saved. Every recipe tried, with its accuracy and latency:
+      export/int8_recipes.py (docs/export.md, "INT8 recipes"); the earlier shipped recipe, the ONNX Runtime QDQ
+      model converted by OpenVINO's ONNX frontend, is its recipe "openvino-ort-qdq".
 Metadata travels in the IR's rt_info under "aulunet" (JSON), with the sha256 of the .bin (key "bin_sha256"):
 the backend refuses an .xml beside another model's .bin.
 """
@@ -30,14 +30,19 @@ from export.to_onnx import fp32_onnx
 from export.to_onnx import quantize_int8 as ort_quantize_int8
 
 
-def quantize_int8(onnx_fp32: Path, calib, method: str = "ort-qdq", preset: Optional[str] = None,
-                  ignored_types: Sequence[str] = (), ignored_patterns: Sequence[str] = (), ignore_dilated: bool = False,
-                  **ort_params):
-    """The INT8 OpenVINO model from the fp32 ONNX graph. The defaults are the shipped recipe: method "ort-qdq",
-    the ONNX Runtime QDQ model of export/to_onnx.py (its keyword arguments in `ort_params`) converted by the
-    ONNX frontend. method "nncf": nncf.quantize on the fp32 IR with `preset` (None = nncf's default, "performance"
+# The shipped INT8 recipe's ignored scope: everything but the 1x1 convolutions and the stem, and the AKF gate convs.
+INT8_IGNORED_TYPES = ("GroupConvolution", "Multiply", "Subtract", "Add", "AvgPool", "ReduceMean", "Interpolate", "Concat")
+INT8_IGNORED_PATTERNS = (".*/gate/.*",)
+
+
+def quantize_int8(onnx_fp32: Path, calib, method: str = "nncf", preset: Optional[str] = None,
+                  ignored_types: Sequence[str] = INT8_IGNORED_TYPES, ignored_patterns: Sequence[str] = INT8_IGNORED_PATTERNS,
+                  ignore_dilated: bool = False, **ort_params):
+    """The INT8 OpenVINO model from the fp32 ONNX graph. The defaults are the shipped recipe (nncf, the ignored
+    scope above). method "nncf": nncf.quantize on the fp32 IR with `preset` (None = nncf's default, "performance"
     or "mixed") and an ignored scope of op types (`ignored_types`, e.g. "Multiply") and node-name regexes
-    (`ignored_patterns`); `ignore_dilated` also keeps float every convolution with a dilation above 1 (the
+    (`ignored_patterns`); method "ort-qdq": the ONNX Runtime QDQ model of export/to_onnx.py (its keyword arguments
+    in `ort_params`) converted by the ONNX frontend; `ignore_dilated` (nncf) also keeps float every convolution with a dilation above 1 (the
     dilation-2 depthwise convolutions, which OpenVINO's CPU plugin runs in a generic INT8 kernel)."""
     import openvino as ov
 
