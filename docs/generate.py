@@ -57,7 +57,7 @@ def _f(v, fmt: str = ".4f") -> str:
 
 def _bench_names() -> Dict[str, str]:
     """benchmark name ('onnx-int8') -> export artifact suffix ('_int8.onnx'), '.pt' for torch."""
-    from export.formats import FORMATS
+    from core.formats import FORMATS
 
     out = {}
     for fmt in FORMATS.values():
@@ -67,7 +67,7 @@ def _bench_names() -> Dict[str, str]:
 
 
 def _title(name: str) -> str:
-    from export.formats import FORMATS
+    from core.formats import FORMATS
 
     key, _, q = name.partition("-")
     return f"{FORMATS[key].title} {q.upper() if q == 'int8' else (q or 'fp32')}" if key != "torch" else "PyTorch (.pt)"
@@ -83,7 +83,7 @@ def _val_metrics(model: str, name: str, suffix: str) -> Optional[Dict]:
 
 def headline() -> str:
     """The default model's formats: val accuracy, size and latency; the other shipped models' val DSC beside."""
-    from model.shipped import DEFAULT_MODEL, SHIPPED as MODELS
+    from core.paths import DEFAULT_MODEL, SHIPPED as MODELS
 
     host = _json(RESULTS / "host.json")
     label = dict(DATASETS)
@@ -253,7 +253,7 @@ def train_speed() -> str:
 # ------------------------------------------------------------------ docs/export.md, docs/benchmarks.md
 
 def formats() -> str:
-    from export.formats import markdown_table
+    from core.formats import markdown_table
 
     return markdown_table()
 
@@ -261,8 +261,8 @@ def formats() -> str:
 def exports(model: Optional[str] = None) -> str:
     """The table of one model's committed exports, from each file's numerics JSON, in format-table order."""
     from export.all import summary_markdown
-    from export.formats import FORMATS
-    from model.shipped import DEFAULT_MODEL
+    from core.formats import FORMATS
+    from core.paths import DEFAULT_MODEL
 
     model = model or DEFAULT_MODEL
     rows = [_json(EXPORTS / f"{fmt.filename(model, q)}.numerics.json") for fmt in FORMATS.values() if fmt.key != "torch"
@@ -272,10 +272,10 @@ def exports(model: Optional[str] = None) -> str:
 
 
 def int8_recipes(model: Optional[str] = None) -> str:
-    """The INT8 recipe table of one model (default: model/shipped.py's); the by-hand column only for PH2, where
+    """The INT8 recipe table of one model (default: core/paths.py's); the by-hand column only for PH2, where
     it was measured."""
     from export.int8_recipes import markdown, results_name
-    from model.shipped import DEFAULT_MODEL
+    from core.paths import DEFAULT_MODEL
 
     model = model or DEFAULT_MODEL
     return markdown(_json(EXPORTS / results_name(model)), earlier=model == SHIPPED)
@@ -360,8 +360,8 @@ def stale(files: Sequence[Path] = FILES) -> List[Path]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
-    from model.clitools import ArgumentParser, HelpFormatter
-    from model.safeio import atomic_write_text
+    from core.clitools import ArgumentParser, HelpFormatter
+    from core.safeio import atomic_write_text
 
     p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is out of date")

@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from model.data import DataError, Sample, image_files, load_arrays, open_dataset
-from model.errors import UserError
+from core.errors import UserError
 
 
 class CalibrationError(UserError):
@@ -62,5 +62,5 @@ def calibration_set(calib: Optional[str], ckpt: Dict, limit: int = 0, size: int 
     if not samples:
         raise CalibrationError(f"{calib}: no images to calibrate on")
     x, _ = load_arrays(samples, size, with_masks=False)
-    source.update({"n_images": len(samples), "preprocessing": "model.preprocess.preprocess_image"})
+    source.update({"n_images": len(samples), "preprocessing": "core.preprocess.preprocess_image"})
     return x, source

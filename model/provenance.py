@@ -46,7 +46,7 @@ def _export_source(weights, metadata: Optional[dict]) -> Optional[Tuple[dict, st
         import warnings
 
         import runtimes
-        from .errors import UserError
+        from core.errors import UserError
 
         try:
             with warnings.catch_warnings():
@@ -102,7 +102,7 @@ def overlap_error(weights, samples: Sequence, split: str, metadata: Optional[dic
 def refuse_training_images(weights, samples: Sequence, split: str, metadata: Optional[dict] = None) -> None:
     """UserError (one line, naming --allow-train-overlap) when `samples` include images `weights` trained on
     (any model file: .pt, or an export traced to its source checkpoint)."""
-    from .errors import UserError
+    from core.errors import UserError
 
     leak = overlap_error(weights, samples, split, metadata)
     if leak:

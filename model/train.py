@@ -33,7 +33,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, HelpFormatter, user_errors
+from core.clitools import ArgumentParser, HelpFormatter, user_errors
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ph2"  # training's default: the small PH2 set
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import runtimes
-from model.checkpoint import file_sha256
+from core.safeio import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "android_demo"
@@ -51,10 +51,10 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
 
 
 def test_embedded_model_is_the_exported_one():
-    from model.shipped import export_path
+    from core.paths import export_path
 
     s = spec()
-    assert s["ASSET"] == export_path("_int8.tflite").name, "the app must embed the default model (model/shipped.py)"
+    assert s["ASSET"] == export_path("_int8.tflite").name, "the app must embed the default model (core/paths.py)"
     assert s["METADATA_ASSET"] == export_path("_int8.json").name
     model = ASSETS / s["ASSET"]
     exported = REPO / "exports" / s["ASSET"]

@@ -1,4 +1,4 @@
-"""model/clitools.py: argparse errors in the toolkit's one-line form, and the thread-count check."""
+"""core/clitools.py: argparse errors in the toolkit's one-line form, and the thread-count check."""
 import os
 import subprocess
 import sys
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from model.clitools import ArgumentParser, HelpFormatter, check_threads
-from model.errors import UserError
+from core.clitools import ArgumentParser, HelpFormatter, check_threads
+from core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 CORES = os.cpu_count() or 1

@@ -93,7 +93,7 @@ def test_profile_ops_bad_numbers():
 
 
 def test_remote_bundle_is_self_contained(tmp_path):
-    """What --host streams to a device (benchmarks/remote.py BUNDLE) must run the runner on its own, without
+    """What --host streams to a device (benchmarks/remote.py bundle()) must run the runner on its own, without
     torch: every module the runner imports travels with it."""
     import io
     import json

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from model.data import DataError, load_arrays, load_mask, load_rgb, open_dataset
-from model.preprocess import MIN_CONTRAST, MIN_IMAGE_SIDE
+from core.preprocess import MIN_CONTRAST, MIN_IMAGE_SIDE
 from tests.conftest import lesion_pair, save_png
 from tests.test_data import make_generic
 

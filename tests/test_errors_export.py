@@ -63,10 +63,10 @@ def test_output_folder_that_cannot_be_created(shipped, tmp_path):
 
 def test_read_only_folder_is_one_line_and_leaves_nothing(shipped, nodata_ckpt, tmp_path, monkeypatch):
     """Root ignores chmod, so the refusal is simulated where the OS gives it: at the check, and mid-write."""
-    import model.safeio
+    import core.safeio
 
     real_access = os.access
-    monkeypatch.setattr(model.safeio.os, "access", lambda p, m: False if str(p) == str(tmp_path / "ro") else real_access(p, m))
+    monkeypatch.setattr(core.safeio.os, "access", lambda p, m: False if str(p) == str(tmp_path / "ro") else real_access(p, m))
     (tmp_path / "ro").mkdir()
     with pytest.raises(SystemExit, match=r"ro: folder is not writable; pass --out with a writable location"):
         run("onnx", build, ["--weights", str(shipped), "--out", str(tmp_path / "ro" / "m.onnx")])
@@ -112,7 +112,7 @@ def test_stale_temporaries_of_a_killed_export_are_removed(nodata_ckpt, tmp_path)
     run("onnx", build, ["--weights", str(nodata_ckpt), "--out", str(tmp_path / "m.onnx"), "--eval-count", "1"])
     assert not stale[0].exists() and mine.exists()
     assert (tmp_path / "m.onnx").is_file()
-    from model.safeio import atomic_write_text, clean_stale_temps, temp_prefix
+    from core.safeio import atomic_write_text, clean_stale_temps, temp_prefix
 
     atomic_write_text(tmp_path / "m.numerics.json", "{}")  # the next atomic write of a file clears its own
     assert not stale[1].exists()
@@ -142,5 +142,5 @@ def test_help_of_the_export_entry_points():
     p = _cli("export/to_tflite.py", "--help")
     assert p.returncode == 0 and "output file, its name ending in .tflite" in " ".join(p.stdout.split())
     p = _cli("export/cli.py", "coreml")
-    # argparse errors take the toolkit's one-line form (model.clitools.ArgumentParser): exit 1, no usage block
+    # argparse errors take the toolkit's one-line form (core.clitools.ArgumentParser): exit 1, no usage block
     assert p.returncode == 1 and "invalid choice: 'coreml'" in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -44,11 +44,11 @@ def test_entry_points_are_discovered():
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_a_bad_flag_is_one_line_and_exit_1(entry, monkeypatch):
     """argparse's own errors (unknown flag, bad value) take the toolkit's form: one line, exit code 1."""
-    from model.clitools import ArgumentParser
+    from core.clitools import ArgumentParser
 
     parser = parser_of(entry, monkeypatch)
     monkeypatch.undo()
-    assert isinstance(parser, ArgumentParser), f"{entry}: builds a plain argparse parser; use model.clitools.ArgumentParser"
+    assert isinstance(parser, ArgumentParser), f"{entry}: builds a plain argparse parser; use core.clitools.ArgumentParser"
     with pytest.raises(SystemExit) as e:
         parser.parse_args(["--no-such-flag"])
     msg = str(e.value.code)

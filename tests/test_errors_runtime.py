@@ -10,7 +10,7 @@ import torch
 
 import runtimes
 from model.checkpoint import CheckpointError, load_checkpoint
-from model.errors import InputError, ModelFileError
+from core.errors import InputError, ModelFileError
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "exports"

@@ -12,8 +12,8 @@ from export import all as export_all
 from export import cli
 from export.cli import run
 from export.to_onnx import build as onnx_build
-from model.checkpoint import file_sha256
-from model.errors import InputError
+from core.safeio import file_sha256
+from core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_out_inside_committed_exports_is_refused_without_the_flag(shipped, targe
 @pytest.mark.parametrize("fmt,blocked", [("onnx", "m.onnx"), ("onnx", "m.onnx.numerics.json"), ("openvino", "m.bin"),
                                          ("openvino", "m.xml.numerics.json")])
 def test_a_folder_in_the_way_is_refused_before_exporting(shipped, tmp_path, fmt, blocked):
-    from export.formats import FORMATS
+    from core.formats import FORMATS
 
     (tmp_path / blocked).mkdir()
     out = tmp_path / f"m{FORMATS[fmt].suffix}"
@@ -161,8 +161,8 @@ def test_evaluate_scores_a_smaller_model_on_the_protocols_grid(ckpt64):
     to the grid, and the result equals scoring those resized maps by hand."""
     from model.data import load_arrays, open_dataset
     from model.evaluate import evaluate_samples
-    from model.metrics import PooledMetrics
-    from model.preprocess import resize_bilinear
+    from core.metrics import PooledMetrics
+    from core.preprocess import resize_bilinear
 
     seg = runtimes.load(ckpt64, threads=1)
     samples = open_dataset(ckpt64.parent.parent / "data").samples[:3]

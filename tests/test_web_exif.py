@@ -9,7 +9,7 @@ import numpy as np
 
 import runtimes
 from model.data import EXIF_ORIENTATION, ORIENTATIONS, load_rgb, open_dataset
-from model.preprocess import preprocess_image
+from core.preprocess import preprocess_image
 
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web_demo"

@@ -28,9 +28,9 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from benchmarks.runner import device_facts  # noqa: E402
-from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors  # noqa: E402
-from model.errors import UserError  # noqa: E402
-from model.safeio import atomic_write_text  # noqa: E402
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors  # noqa: E402
+from core.errors import UserError  # noqa: E402
+from core.safeio import atomic_write_text  # noqa: E402
 from web_demo import models  # noqa: E402
 
 RESULTS = REPO / "web_demo" / "results"
@@ -76,7 +76,7 @@ def python_ms(path: Path, threads: int, x: np.ndarray, runs: int, warmup: int) -
 def parity(page, path: Path, entry: Dict, images: List[Path]) -> Dict:
     import runtimes
     from model.data import load_rgb
-    from model.preprocess import preprocess_image
+    from core.preprocess import preprocess_image
 
     seg = runtimes.load(path, threads=1)
     ious = []
@@ -99,7 +99,7 @@ def parity(page, path: Path, entry: Dict, images: List[Path]) -> Dict:
 
 def measure(args) -> Dict:
     from model.data import load_rgb
-    from model.preprocess import preprocess_image
+    from core.preprocess import preprocess_image
     from web_demo.browser import Page, chromium
     from web_demo.build import build, pinned_versions
     from web_demo.serve import Server
@@ -278,7 +278,7 @@ def main(argv=None) -> None:
         threads = []
     if not threads or min(threads) < 1:
         raise UserError(f"--threads {args.threads}: give comma-separated positive counts, e.g. 1,2")
-    from model.safeio import guard_committed
+    from core.safeio import guard_committed
 
     if args.update_results and (args.out or args.doc):
         raise UserError("--update-results writes benchmarks/results/chromium_wasm.json and docs/web.md; drop --out/--doc")

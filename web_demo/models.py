@@ -1,7 +1,7 @@
 """Which exported files the web page offers, which one it opens by default, and which browser runtime runs each.
 
 The file names come from the toolkit's default checkpoint (`export.cli.DEFAULT_WEIGHTS`) and the format table
-(`export.formats.FORMATS`): switching the default model there switches the page too.
+(`core.formats.FORMATS`): switching the default model there switches the page too.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from export.cli import DEFAULT_WEIGHTS, EXPORTS
-from export.formats import FORMATS
+from core.formats import FORMATS
 
 STEM = DEFAULT_WEIGHTS.stem
 

@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from model.clitools import ArgumentParser, HelpFormatter, user_errors  # noqa: E402
-from model.errors import UserError  # noqa: E402
+from core.clitools import ArgumentParser, HelpFormatter, user_errors  # noqa: E402
+from core.errors import UserError  # noqa: E402
 from web_demo.build import DIST, build, page_csp  # noqa: E402
 
 HEADERS = {
