@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO
 SETUP_FLAG = "--allow-system-setup"
 
 

@@ -43,7 +43,7 @@ if __package__ in (None, ""):
 from core.clitools import user_errors  # noqa: E402  (stdlib only)
 from core.metrics import ISIC_KEYS, POOLED_KEYS  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 DEFAULT_PLAN = "v3:isic2018,v3:isic2017,v1:isic2018,v2:isic2018"
 DEFAULT_SPEED = "eager,fast,fast-k1,fast-k5-cudagraph,fast-k5-capture"
 FALLBACK = ("cudagraph", "compile", "eager")  # engines tried in turn when the chosen one fails

@@ -24,7 +24,6 @@ import numpy as np
 from core.clitools import ArgumentParser, add_verbose, check_ranges, check_threads, quiet, user_errors
 from core.paths import export_path
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT = [export_path(f"{q}{ext}") for ext in (".onnx", ".xml") for q in ("", "_int8")]
 
 

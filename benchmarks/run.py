@@ -33,9 +33,7 @@ from core.safeio import ensure_writable_dir, guard_committed
 from benchmarks.targets import check_targets
 from core.formats import FORMATS
 
-REPO = Path(__file__).resolve().parents[1]
-EXPORTS = REPO / "exports"
-from core.paths import DEFAULT_DATA as DATA, DEFAULT_WEIGHTS as WEIGHTS  # noqa: E402
+from core.paths import DEFAULT_DATA as DATA, DEFAULT_WEIGHTS as WEIGHTS, EXPORTS_DIR as EXPORTS, REPO  # noqa: E402,F401
 RESULTS = REPO / "benchmarks" / "results"  # the committed results the docs cite: written only with --update-results
 DEFAULT_OUT = REPO / "outputs" / "benchmarks"  # git-ignored
 

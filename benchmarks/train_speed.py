@@ -31,8 +31,8 @@ import torch
 
 from core.clitools import ArgumentParser, check_ranges, check_threads, user_errors
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "isic2018"
+from core.paths import SHARED_DATA  # noqa: E402
+DEFAULT_DATA = SHARED_DATA / "isic2018"
 PATHS = {"eager": "eager", "fast": "compile"}  # one seed's paths: name -> its engine
 FLEET_PATH = re.compile(r"^fast-k(\d+)(?:-(eager|compile|cudagraph|capture|capture-eager))?$")
 GPU_PATHS = "eager,fast,fast-k1,fast-k5"

@@ -28,12 +28,11 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-WEIGHTS = REPO / "model" / "weights"
-EXPORTS = REPO / "exports"
+from core.paths import EXPORTS_DIR as EXPORTS, REPO, WEIGHTS_DIR as WEIGHTS  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results"
 SHIPPED = "aulunet_v3_ph2"  # the PH2 checkpoint's own sections (its run and schedules), whatever the default
 DATASETS = [("ph2", "PH2"), ("isic2018", "ISIC 2018"), ("isic2017", "ISIC 2017")]

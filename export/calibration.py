@@ -14,14 +14,14 @@ class CalibrationError(UserError):
     """No usable calibration images; the message names the folder and the fix."""
 
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import SHARED_DATA
 
 
 def locate_training_data(ckpt: Dict) -> Optional[Path]:
     """The data folder the checkpoint was trained on: the recorded path, else a folder of the same name
     under ../shared/data (a fresh clone elsewhere); accepted only if its split hash matches."""
     recorded = Path(ckpt.get("data", {}).get("root", ""))
-    for cand in (recorded, REPO.parent / "shared" / "data" / recorded.name):
+    for cand in (recorded, SHARED_DATA / recorded.name):
         if recorded.name and cand.is_dir():
             try:
                 if open_dataset(cand).split_hash() == ckpt["data"]["split_hash"]:

@@ -22,10 +22,9 @@ import numpy as np
 from core.formats import EXPORT_PACKAGES, FORMATS, Format
 from export import exporter
 
-REPO = Path(__file__).resolve().parents[1]
-from core.paths import DEFAULT_WEIGHTS  # noqa: E402
-EXPORTS = REPO / "exports"                 # the committed exports (docs, demos and benchmarks read them)
-OUTPUTS = REPO / "outputs" / "exports"     # where an export goes unless --update-results (core/safeio.py, rule 3)
+from core import paths  # noqa: E402
+from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR as EXPORTS  # noqa: E402,F401
+OUTPUTS = paths.OUTPUTS / "exports"       # where an export goes unless --update-results (core/safeio.py, rule 3)
 UPDATE_FLAG = "--update-results"
 
 

@@ -30,9 +30,8 @@ if __package__ in (None, ""):
 
 from core.formats import EXPORT_PACKAGES, FORMATS, model_files
 from export import exporter
-from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR
+from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "outputs" / "int8_recipes"
 TFL_STEM = r"Sequential_stem/(?:[\w.]+\.)?Conv2d_0"  # the one 3x3 CONV_2D (the stem), long or shortened names
 ONNX_GATE = "/gate/"                           # ONNX / OpenVINO node names of the AKF gate convs

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from core.errors import DataError
-from core.images import EXIF_ORIENTATION, ORIENTATIONS, exif_orientation, oriented, pil_to_rgb, turn  # noqa: F401
+from core.images import EXIF_ORIENTATION, ORIENTATIONS, exif_orientation, oriented, pil_to_rgb, turn  # noqa: F401  (the file loader reads images as core/images.py says)
 from core.preprocess import INPUT_SIZE, image_problem, preprocess_image, preprocess_mask
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # what Pillow decodes here

@@ -21,7 +21,7 @@ from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_rang
 from core.metrics import REPORTED_KEYS
 from model.evaluate import DEFAULT_DATA, DEFAULT_WEIGHTS, evaluate_samples
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 
 
 

@@ -29,6 +29,7 @@ if __package__ in (None, ""):
 
 from core.clitools import ArgumentParser, HelpFormatter, user_errors  # noqa: E402
 from core.errors import UserError  # noqa: E402
+from core.paths import REPO  # noqa: E402
 
 BASE_URL = "https://isic-challenge-data.s3.amazonaws.com"
 
@@ -297,7 +298,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = p.parse_args(argv)
     from core.safeio import ensure_writable_dir
 
-    dest = ensure_writable_dir(Path(args.dest or Path(__file__).resolve().parents[1] / "data" / args.dataset), "--dest")
+    dest = ensure_writable_dir(Path(args.dest or REPO / "data" / args.dataset), "--dest")
     try:
         download(args.dataset, dest, args.base_url, args.keep_archives, progress=not args.no_progress,
                  archives_given=args.archive)

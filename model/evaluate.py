@@ -21,7 +21,6 @@ from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_rang
 from model.data import DataError, Sample, load_arrays, open_dataset  # noqa: F401  (DataError: re-exported)
 from core.metrics import PooledMetrics
 
-REPO = Path(__file__).resolve().parents[1]
 from core.paths import DEFAULT_DATA, DEFAULT_WEIGHTS  # noqa: E402  (re-exported: demo.py imports them here)
 from core.preprocess import INPUT_SIZE as GRID  # noqa: E402  (the protocol's scoring grid: 256x256)
 

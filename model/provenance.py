@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence, Set, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from core.paths import REPO, SHARED_DATA  # noqa: F401
 
 
 def training_ids(ckpt: dict) -> Optional[Set[str]]:

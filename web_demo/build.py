@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Union
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.paths import REPO  # noqa: E402
 
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
 from core.errors import OutputError, UserError  # noqa: E402

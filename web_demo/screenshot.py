@@ -8,14 +8,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.paths import REPO, SHARED_DATA  # noqa: E402
 
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
 from core.errors import UserError  # noqa: E402
 
-DEFAULT_PHOTO = REPO.parent / "shared" / "data" / "ph2" / "images" / "IMD002.jpg"
+DEFAULT_PHOTO = SHARED_DATA / "ph2" / "images" / "IMD002.jpg"
 
 
 @user_errors

@@ -18,8 +18,10 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from core.paths import REPO  # noqa: E402
 
 from core.clitools import ArgumentParser, add_verbose, quiet, user_errors  # noqa: E402
 from core.errors import ModelFileError, UserError  # noqa: E402

@@ -16,7 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 
@@ -24,9 +25,9 @@ import runtimes
 from core.clitools import ArgumentParser, add_verbose, check_ranges, quiet, user_errors
 from core.errors import DataError, ModelFileError, OutputError
 from core.preprocess import preprocess_image, probs_to_image_size, sigmoid
-from core.paths import DEFAULT_DATA, export_path
+from core.paths import DEFAULT_DATA, REPO, export_path
 
-APP = Path(__file__).resolve().parents[1]
+APP = REPO / "android_demo"
 MODEL = APP / "app" / "src" / "main" / "assets" / export_path("_int8.tflite").name  # the default model's INT8 file
 
 

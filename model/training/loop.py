@@ -24,13 +24,13 @@ from model.aulunet import get_config, model_name
 from model.data import open_dataset
 from core.errors import DataError, UserError
 from core.metrics import POOLED_KEYS
+from core.paths import REPO
 from model.gpu_data import N_PARAMS, DeviceData, draw_aug_params
 from core.safeio import ensure_writable_dir
 from model.training.engines import Fleet, resolve_engine
 from model.training.options import check_batches, check_numbers, lr_at, parse_seeds, pick_device
 from model.training.runfolder import RunFolder, check_resume_data, default_out, run_meta
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def draw_epoch(gens: Sequence[torch.Generator], n: int, batch: int, p_rotate: float = 0.5):
