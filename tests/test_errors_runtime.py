@@ -246,7 +246,7 @@ def test_run_refuses_unpreprocessed_values(seg):
     """0..255 floats ran before (foreground 0.348 instead of 0.005); the metadata's range is [0, 1]."""
     x = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
     with pytest.raises(InputError, match=r"aulunet_v3_ph2\.onnx: run\(\) takes the preprocessed batch, values in \[0, 1\], "
-                                         r"got 0\.\d+\.\.25\d\.?\d*; preprocess with model\.preprocess\.preprocess_image "
+                                         r"got 0\.\d+\.\.25\d\.?\d*; preprocess with core\.preprocess\.preprocess_image "
                                          r"\(or pass the uint8 photo to predict\(\)\)"):
         seg.run(x * 255)
     with pytest.raises(InputError, match=r"values in \[0, 1\], got -0\.5"):
