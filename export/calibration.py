@@ -62,5 +62,7 @@ def calibration_set(calib: Optional[str], ckpt: Dict, limit: int = 0, size: int 
     if not samples:
         raise CalibrationError(f"{calib}: no images to calibrate on")
     x, _ = load_arrays(samples, size, with_masks=False)
-    source.update({"n_images": len(samples), "preprocessing": "core.preprocess.preprocess_image"})
+    # the label every committed export's metadata carries (the function is core.preprocess.preprocess_image
+    # now); kept as it was so that a re-export stays byte-identical to the committed file
+    source.update({"n_images": len(samples), "preprocessing": "model.preprocess.preprocess_image"})
     return x, source

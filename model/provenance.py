@@ -56,7 +56,8 @@ def _export_source(weights, metadata: Optional[dict]) -> Optional[Tuple[dict, st
     src = (metadata or {}).get("source_checkpoint")
     if not isinstance(src, dict) or not isinstance(src.get("file"), str):
         return None
-    from .checkpoint import CheckpointError, file_sha256, load_checkpoint
+    from core.safeio import file_sha256
+    from model.checkpoint import CheckpointError, load_checkpoint
 
     name = Path(src["file"]).name
     label = f"its source checkpoint {name}"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 TOOLS = REPO / "android_demo" / "tools"
 ASSETS = REPO / "android_demo" / "app" / "src" / "main" / "assets"
 

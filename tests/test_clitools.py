@@ -9,7 +9,7 @@ import pytest
 from core.clitools import ArgumentParser, HelpFormatter, check_threads
 from core.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 CORES = os.cpu_count() or 1
 
 

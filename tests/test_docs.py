@@ -2,7 +2,7 @@
 import runpy
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 gen = runpy.run_path(str(REPO / "docs" / "generate.py"), run_name="docs_generate")
 
 

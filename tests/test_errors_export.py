@@ -13,7 +13,7 @@ from export.cli import run
 from export.to_onnx import build
 from model.checkpoint import load_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="module")

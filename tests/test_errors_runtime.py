@@ -12,7 +12,7 @@ import runtimes
 from model.checkpoint import CheckpointError, load_checkpoint
 from core.errors import InputError, ModelFileError
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 EXPORTS = REPO / "exports"
 
 

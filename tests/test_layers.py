@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 
 BELOW_TOOLS = {"core", "runtimes", "model", "export"}
 ALLOWED: Dict[str, Set[str]] = {

@@ -17,9 +17,9 @@ import runtimes
 from model.data import load_rgb, open_dataset
 from core.preprocess import preprocess_image
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO, SHARED_DATA  # noqa: E402
 WEB = REPO / "web_demo"
-SHARED = REPO.parent / "shared" / "data"
+SHARED = SHARED_DATA
 from conftest import WEB_SETUP_HINT as SETUP_HINT  # noqa: E402
 FP32_IOU, INT8_IOU = 0.995, 0.98
 
