@@ -4,9 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout first, whatever is installed
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-from core.paths import REPO, SHARED_DATA as DATA  # noqa: E402
+DATA = REPO.parent / "shared" / "data"
 PH2 = DATA / "ph2"
 SHIPPED = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"  # tests pin the PH2 model: its figures are known
 

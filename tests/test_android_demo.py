@@ -13,7 +13,7 @@ import pytest
 import runtimes
 from core.safeio import file_sha256
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "android_demo"
 ASSETS = APP / "app" / "src" / "main" / "assets"
 CORE = APP / "core" / "src"

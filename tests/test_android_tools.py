@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "android_demo" / "tools"
 ASSETS = REPO / "android_demo" / "app" / "src" / "main" / "assets"
 

@@ -11,7 +11,7 @@ from benchmarks import run as bench
 from benchmarks import runner
 from benchmarks.targets import check_targets
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 TINY = ["--threads", "1", "--eval-count", "2", "--warmup", "1", "--runs", "3", "--min-seconds", "0", "--no-progress"]
 
 

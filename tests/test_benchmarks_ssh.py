@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import run as bench
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 TINY = ["--threads", "1", "--eval-count", "1", "--warmup", "0", "--runs", "2", "--min-seconds", "0", "--no-progress"]
 

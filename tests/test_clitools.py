@@ -9,7 +9,7 @@ import pytest
 from core.clitools import ArgumentParser, HelpFormatter, check_threads
 from core.errors import UserError
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 CORES = os.cpu_count() or 1
 
 

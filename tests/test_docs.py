@@ -2,7 +2,7 @@
 import runpy
 from pathlib import Path
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 gen = runpy.run_path(str(REPO / "docs" / "generate.py"), run_name="docs_generate")
 
 

@@ -13,7 +13,7 @@ from benchmarks import run as bench
 from tests.conftest import save_png
 from tests.test_data import make_generic
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 TINY = ["--formats", "onnx", "--threads", "1", "--eval-count", "2", "--warmup", "0", "--runs", "2", "--min-seconds", "0",
         "--no-progress"]
 

@@ -13,7 +13,7 @@ from export.cli import run
 from export.to_onnx import build
 from model.checkpoint import load_checkpoint
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 # Every command-line entry point, discovered: each script of the toolkit's folders that runs as __main__.
 ENTRY_FOLDERS = ("model", "export", "runtimes", "benchmarks", "web_demo", "android_demo/tools", "docs")

@@ -12,7 +12,7 @@ import runtimes
 from model.checkpoint import CheckpointError, load_checkpoint
 from core.errors import InputError, ModelFileError
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "exports"
 
 

@@ -9,7 +9,6 @@ import runtimes
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.demo import main as demo_main
 from model.evaluate import main as evaluate_main
-from core.paths import EXPORTS_DIR
 
 KEYS = {"miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images", "jaccard_mean", "thresholded_jaccard"}
 
@@ -120,7 +119,7 @@ def test_demo_refuses_the_models_training_images(shipped, ph2, tmp_path, capsys)
     assert not (tmp_path / "metrics.json").exists()
 
 
-EXPORTS = EXPORTS_DIR
+EXPORTS = Path(__file__).resolve().parents[1] / "exports"
 
 
 @pytest.mark.parametrize("name", ["aulunet_v3_ph2.onnx", "aulunet_v3_ph2_int8.onnx", "aulunet_v3_ph2.xml",

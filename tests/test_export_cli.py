@@ -15,7 +15,7 @@ from export.to_onnx import build as onnx_build
 from core.safeio import file_sha256
 from core.errors import InputError
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("onnxruntime")
 

@@ -11,7 +11,6 @@ from core.safeio import file_sha256
 
 pytest.importorskip("openvino")
 from export.to_openvino import build  # noqa: E402
-from core.paths import EXPORTS_DIR, WEIGHTS_DIR
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +81,7 @@ def test_an_xml_beside_another_models_bin_is_refused(tmp_path):
     """PH2 and ISIC 2018 have the same architecture, so OpenVINO reads either .bin with either .xml; the hash of the
     .bin recorded at export tells them apart. The committed files predate the hash in the metadata: their
     numerics JSON (beside them, naming the .xml's own sha256) gives it."""
-    exports = EXPORTS_DIR
+    exports = Path(__file__).resolve().parents[1] / "exports"
     ph2 = _copy_pair(exports, "aulunet_v3_ph2", tmp_path)
     isic = _copy_pair(exports, "aulunet_v3_isic2018", tmp_path)
     x = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
@@ -107,7 +106,7 @@ def test_new_exports_record_the_bin_hash_in_the_xml(tmp_path):
 
     import torch
 
-    shipped = WEIGHTS_DIR / "aulunet_v3_ph2.pt"
+    shipped = Path(__file__).resolve().parents[1] / "model" / "weights" / "aulunet_v3_ph2.pt"
     ck = load_checkpoint(shipped)
     nodata = tmp_path / "nodata.pt"
     torch.save({**ck, "data": {**ck["data"], "root": "/nonexistent", "split_hash": "0" * 16}}, nodata)
@@ -116,7 +115,7 @@ def test_new_exports_record_the_bin_hash_in_the_xml(tmp_path):
     assert runtimes.load(xml).metadata["bin_sha256"] == file_sha256(tmp_path / "a" / "m.bin")
     (tmp_path / "a" / "m.xml.numerics.json").unlink()
     bin_path = xml.with_suffix(".bin")
-    exports = EXPORTS_DIR
+    exports = Path(__file__).resolve().parents[1] / "exports"
     bin_path.write_bytes((exports / "aulunet_v3_isic2018.bin").read_bytes())
     with pytest.raises(runtimes.ModelFileError, match=r"m\.bin: is not the weights file exported with m\.xml \(its sha256 "
                                                       r"differs from the one in its metadata\)"):

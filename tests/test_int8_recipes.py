@@ -14,7 +14,7 @@ from core.formats import FORMATS
 from export import exporter
 from core.safeio import file_sha256
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "exports"
 
 

@@ -8,7 +8,7 @@ import torch
 
 from model.data import load_arrays, open_dataset
 
-from core.paths import REPO, SHARED_DATA  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 IN_PROGRESS = REPO / "model" / "weights" / "in_progress"
 
 COUNTS = {"isic2018": (2594, {"train": 1815, "val": 259, "test": 520}, (192, 256)),
@@ -61,7 +61,7 @@ def test_committed_run_state_resumes(last):
     opt = torch.optim.AdamW(model.parameters())
     opt.load_state_dict(ck["optimizer"])
     torch.Generator().set_state(ck["rng"])
-    root = SHARED_DATA / Path(ck["data"]["root"]).name
+    root = REPO.parent / "shared" / "data" / Path(ck["data"]["root"]).name
     if not (root / "images").is_dir():
         pytest.skip(f"{root} absent: cannot check the run's split (CI always has it)")
     assert open_dataset(root).split_hash() == ck["data"]["split_hash"]

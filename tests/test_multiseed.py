@@ -33,7 +33,7 @@ from model.training.options import parse_seeds
 from model.training.scoring import evaluate_models, seed_losses
 from tests.conftest import lesion_pair, save_png
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_batched_augmentation_draws_and_applies_what_augment_does():

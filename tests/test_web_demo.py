@@ -17,9 +17,9 @@ import runtimes
 from model.data import load_rgb, open_dataset
 from core.preprocess import preprocess_image
 
-from core.paths import REPO, SHARED_DATA  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web_demo"
-SHARED = SHARED_DATA
+SHARED = REPO.parent / "shared" / "data"
 from conftest import WEB_SETUP_HINT as SETUP_HINT  # noqa: E402
 FP32_IOU, INT8_IOU = 0.995, 0.98
 

@@ -11,7 +11,7 @@ import runtimes
 from model.data import EXIF_ORIENTATION, ORIENTATIONS, load_rgb, open_dataset
 from core.preprocess import preprocess_image
 
-from core.paths import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web_demo"
 
 
