@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO
 SETUP_FLAG = "--allow-system-setup"
 
 
@@ -156,7 +156,7 @@ def run_emulated(models: Sequence[Path], eval_path: Path, threads: Sequence[int]
     import numpy as np
 
     import runtimes
-    from model.metrics import mask_iou
+    from core.metrics import mask_iou
 
     paths = setup(allow_system_setup=allow_system_setup)
     cmd = python_command(paths)

@@ -40,13 +40,13 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import user_errors  # noqa: E402  (stdlib only)
+from core.clitools import user_errors  # noqa: E402  (stdlib only)
+from core.metrics import ISIC_KEYS, POOLED_KEYS  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 DEFAULT_PLAN = "v3:isic2018,v3:isic2017,v1:isic2018,v2:isic2018"
 DEFAULT_SPEED = "eager,fast,fast-k1,fast-k5-cudagraph,fast-k5-capture"
 FALLBACK = ("cudagraph", "compile", "eager")  # engines tried in turn when the chosen one fails
-METRICS = ("dsc", "miou", "accuracy", "specificity", "sensitivity", "jaccard_mean", "thresholded_jaccard")
 
 
 def _terminated(signum, frame):
@@ -78,7 +78,7 @@ class Log:
 
 
 def _json(path: Path, obj) -> None:
-    from model.checkpoint import atomic_write_text
+    from core.safeio import atomic_write_text
 
     atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 
@@ -141,7 +141,7 @@ def summarize(name: str, dataset: str, run_dir: Path, seeds, tests, state: Path,
     out = {"model": name, "dataset": dataset, "seeds": list(seeds), "epochs": fleet["epochs"], "engine": fleet["engine"],
            "device": device_name, "train_seconds": round(sum(t["seconds"] for t in timing), 1),
            "img_per_s_median": statistics.median([t["img_per_s"] for t in timing]) if timing else None,
-           "test": {k: stats(k, "test") for k in METRICS}, "val": {k: stats(k, "val") for k in ("dsc", "miou")},
+           "test": {k: stats(k, "test") for k in POOLED_KEYS + ISIC_KEYS}, "val": {k: stats(k, "val") for k in ("dsc", "miou")},
            "selected_seed": chosen["seed"], "selected_by": "best val DSC", "selected_weights": str(weights.relative_to(state)),
            "per_seed": per_seed,
            "std": "sample standard deviation over seeds (n-1)"}
@@ -194,7 +194,7 @@ def pack(state: Path, out: Path, log) -> list:
 
 def read_progress(path: Path) -> dict:
     """The state's progress.json ({"runs": {...}, "calls": [...]}), or a fresh one; UserError when it is damaged."""
-    from model.errors import UserError
+    from core.errors import UserError
 
     if not path.is_file():
         return {"runs": {}, "calls": []}
@@ -214,7 +214,7 @@ def read_progress(path: Path) -> dict:
 
 @user_errors
 def main(argv=None) -> dict:
-    from model.clitools import ArgumentParser, HelpFormatter
+    from core.clitools import ArgumentParser, HelpFormatter
 
     p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[1:]))

@@ -1,6 +1,6 @@
 """Latency against accuracy for the paper's v3 and the latency-first variants: `python benchmarks/pareto.py`.
 
-Every shipped model trained on the default dataset (model/shipped.py) is measured in ONE interleaved run:
+Every shipped model trained on the default dataset (core/paths.py) is measured in ONE interleaved run:
 each exported file of each model, at each thread count, in its own process (benchmarks/runner.py), round after
 round, so a slow spell of the machine lands on every entry alike and the ratios to v3 compare like with like.
 Accuracy is PyTorch's, from the committed protocol rows (val selects, test is scored once, PH2 is unseen);
@@ -24,9 +24,9 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, check_ranges, user_errors
-from model.errors import UserError
-from model.shipped import DEFAULT_DATA, DEFAULT_DATASET, DEFAULT_MODEL, EXPORTS_DIR, REPO, SHARED_DATA, SHIPPED, \
+from core.clitools import ArgumentParser, check_ranges, user_errors
+from core.errors import UserError
+from core.paths import DEFAULT_DATA, DEFAULT_DATASET, DEFAULT_MODEL, EXPORTS_DIR, REPO, SHARED_DATA, SHIPPED, \
     WEIGHTS_DIR
 
 SCHEMA = "aulunet-pareto/1"
@@ -172,7 +172,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from benchmarks.run import format_names, write_eval_set
     from benchmarks.targets import EDGE_DSC_MARGIN, EDGE_MAX_RATIO
     from model.checkpoint import model_from_checkpoint
-    from model.safeio import atomic_write_text, ensure_writable_dir, guard_committed
+    from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed
     from model.summary import count
 
     p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]))

@@ -21,10 +21,9 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from model.clitools import ArgumentParser, add_verbose, check_ranges, check_threads, quiet, user_errors
-from model.shipped import export_path
+from core.clitools import ArgumentParser, add_verbose, check_ranges, check_threads, quiet, user_errors
+from core.paths import export_path
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT = [export_path(f"{q}{ext}") for ext in (".onnx", ".xml") for q in ("", "_int8")]
 
 
@@ -120,7 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     check_ranges(args, {"threads": 1, "runs": 1})
     check_threads(args.threads)
     if args.json:
-        from model.safeio import ensure_writable_dir, guard_committed
+        from core.safeio import ensure_writable_dir, guard_committed
 
         guard_committed(args.json, "--update-results", args.update_results, "pass --json with a path under outputs/")
         ensure_writable_dir(Path(args.json).parent, "--json")  # before minutes of profiling, not after
@@ -136,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         print(f"\n{runtime}, {args.threads} thread(s), {args.runs} runs\n\n{markdown(res)}")
     flat = {n: r for res in by_runtime.values() for n, r in res.items()}
     if args.json:
-        from model.checkpoint import atomic_write_text
+        from core.safeio import atomic_write_text
 
         atomic_write_text(Path(args.json), json.dumps(flat, indent=1) + "\n")
     return flat

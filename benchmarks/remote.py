@@ -16,11 +16,38 @@ import tarfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
-# What the runner imports on the device: numpy-only modules, never torch.
-BUNDLE = ["benchmarks/__init__.py", "benchmarks/runner.py", "runtimes", "model/__init__.py", "model/preprocess.py",
-          "model/metrics.py", "model/errors.py", "model/clitools.py", "model/safeio.py", "export/__init__.py",
-          "export/formats.py"]
+from core.paths import REPO
+
+# What travels to the device: the torch-free packages whole, and the runner with the benchmarks modules it
+# imports (read from its imports, transitively). model/ and export/ never travel: timing a .pt needs torch.
+DEVICE_PACKAGES = ("core", "runtimes")
+RUNNER = "benchmarks/runner.py"
+
+
+def _imported_benchmarks_modules(rel: str) -> set:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse((REPO / rel).read_text(), filename=rel)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            path = Path(*name.split(".")).with_suffix(".py")
+            if name.split(".")[0] == "benchmarks" and (REPO / path).is_file():
+                found.add(path.as_posix())
+    return found
+
+
+def bundle() -> list:
+    """The files and folders (relative to the repository) the device needs to run the runner."""
+    todo, seen = [RUNNER], set()
+    while todo:
+        rel = todo.pop()
+        if rel not in seen:
+            seen.add(rel)
+            todo.extend(_imported_benchmarks_modules(rel) - seen)
+    return [*DEVICE_PACKAGES, "benchmarks/__init__.py", *sorted(seen)]
 
 
 class RemoteError(RuntimeError):
@@ -63,11 +90,11 @@ class Remote:
 
 
 def pack(models: Sequence[Path], eval_path: Path) -> bytes:
-    from export.formats import model_files
+    from core.formats import model_files
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for rel in BUNDLE:
+        for rel in bundle():
             tar.add(REPO / rel, arcname=rel, filter=lambda t: None if "__pycache__" in t.name else t)
         for m in models:
             for f in model_files(m):

@@ -21,10 +21,10 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
-from model.errors import UserError
-from model.safeio import atomic_write_bytes, atomic_write_text, ensure_writable_dir, guard_committed
-from model.shipped import DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from core.errors import UserError
+from core.safeio import atomic_write_bytes, atomic_write_text, ensure_writable_dir, guard_committed
+from core.paths import DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
 
 RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_OUT = REPO / "outputs" / "robustness"
@@ -44,7 +44,7 @@ def default_models(model: str = DEFAULT_MODEL) -> List[Path]:
 
 def label_of(path: Path) -> str:
     """'PyTorch', 'ONNX Runtime fp32', ... from the file's suffix and name."""
-    from export.formats import by_suffix
+    from core.formats import by_suffix
 
     try:
         runtime = by_suffix(path.suffix).title
@@ -68,8 +68,8 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
     import runtimes
     from model.corruptions import SEVERITIES, corrupt
     from model.data import load_sample
-    from model.metrics import PooledMetrics
-    from model.preprocess import preprocess_image, preprocess_mask, resize_bilinear
+    from core.metrics import PooledMetrics
+    from core.preprocess import preprocess_image, preprocess_mask, resize_bilinear
 
     with quiet(verbose):
         segs = {label_of(f): runtimes.load(f, threads=threads) for f in files}

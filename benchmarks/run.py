@@ -27,15 +27,13 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import runner
-from model.clitools import ArgumentParser, check_ranges, user_errors
-from model.errors import UserError
-from model.safeio import ensure_writable_dir, guard_committed
+from core.clitools import ArgumentParser, check_ranges, user_errors
+from core.errors import UserError
+from core.safeio import ensure_writable_dir, guard_committed
 from benchmarks.targets import check_targets
-from export.formats import FORMATS
+from core.formats import FORMATS
 
-REPO = Path(__file__).resolve().parents[1]
-EXPORTS = REPO / "exports"
-from model.shipped import DEFAULT_DATA as DATA, DEFAULT_WEIGHTS as WEIGHTS  # noqa: E402
+from core.paths import DEFAULT_DATA as DATA, DEFAULT_WEIGHTS as WEIGHTS, EXPORTS_DIR as EXPORTS, REPO  # noqa: E402,F401
 RESULTS = REPO / "benchmarks" / "results"  # the committed results the docs cite: written only with --update-results
 DEFAULT_OUT = REPO / "outputs" / "benchmarks"  # git-ignored
 
@@ -74,7 +72,7 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
     from model.checkpoint import model_from_checkpoint
     from model.data import load_arrays, load_rgb, open_dataset
 
-    from model.safeio import atomic_write_bytes
+    from core.safeio import atomic_write_bytes
 
     model, _ = model_from_checkpoint(weights)  # first: a bad --weights is reported before any image is read
     samples = open_dataset(data).subset(split)
@@ -82,7 +80,7 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
         samples = samples[:count]
     x, y = load_arrays(samples, model.cfg.input_size)  # at the checkpoint's own input size (128 for aulunet_v3_in128)
     ref = torch_probabilities(model, x)
-    from model.metrics import PooledMetrics
+    from core.metrics import PooledMetrics
 
     pm = PooledMetrics()
     pm.update(ref > 0.5, y.astype(bool))  # PyTorch fp32's own DSC on these images: the recommendation's gate
@@ -318,7 +316,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         from benchmarks.recommend import recommend
 
         res["recommendation"] = recommend(res["results"], eval_info)
-    from model.checkpoint import atomic_write_text
+    from core.safeio import atomic_write_text
 
     json_path = Path(args.json or out / f"{args.device}.json")
     atomic_write_text(json_path, json.dumps(res, indent=1) + "\n")

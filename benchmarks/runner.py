@@ -26,7 +26,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from model.clitools import ArgumentParser, check_ranges, user_errors  # stdlib only, like model/errors.py
+from core.clitools import ArgumentParser, check_ranges, user_errors  # stdlib only, like core/errors.py
 
 SCHEMA = "aulunet-benchmark/1"
 SPREAD_WARN = 0.25  # warn when (p90 - p50) / p50 exceeds this: the run was disturbed (thermal, governor, load)
@@ -96,7 +96,7 @@ def runtime_versions() -> Dict:
 
 def model_bytes(model: Path) -> Optional[int]:
     """The model file plus the files that travel with it (OpenVINO's .bin beside its .xml)."""
-    from export.formats import model_files
+    from core.formats import model_files
 
     return sum(f.stat().st_size for f in model_files(model)) if model.is_file() else None
 
@@ -125,7 +125,7 @@ def load_eval(path) -> Dict[str, np.ndarray]:
     np.load keeps allow_pickle=False: an eval set holds plain arrays, never Python objects."""
     import zipfile
 
-    from model.errors import DataError
+    from core.errors import DataError
 
     path = Path(path)
     fix = f"give the .npz of arrays {EVAL_ARRAYS} that benchmarks/run.py writes"
@@ -175,12 +175,14 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
     """Everything about one model at one thread count, measured in this process (latency_only: the
     single-image latencies alone, for the later rounds of run_all)."""
     import runtimes
-    from model.metrics import PooledMetrics, mask_iou
+    from core.metrics import POOLED_KEYS, PooledMetrics, mask_iou
 
     data = load_eval(eval_path)
     x, y, ref = data["x"], data["y"], data["ref"].astype(np.float32)
     if eval_count:
         x, y, ref = x[:eval_count], y[:eval_count], ref[:eval_count]
+    if str(model).lower().endswith(".pt"):  # the .pt backend is registered by the model package (needs torch)
+        from model import torch_segmenter  # noqa: F401
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     seg = runtimes.load(model, threads=threads)
@@ -218,7 +220,7 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
     if save_probs:
         import io
 
-        from model.safeio import atomic_write_bytes
+        from core.safeio import atomic_write_bytes
 
         buf = io.BytesIO()
         np.save(buf, np.stack(all_probs).astype(np.float32))
@@ -228,7 +230,7 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
             "e2e_image_size": list(data["raw"].shape[:2]) if e2e else None,
             "peak_rss_mb": peak_rss_mb(), "rss_before_load_mb": rss_before,
             "latencies_ms": [round(t, 4) for t in times],
-            "accuracy": {k: acc[k] for k in ("miou", "dsc", "accuracy", "specificity", "sensitivity", "n_images")},
+            "accuracy": {k: acc[k] for k in POOLED_KEYS + ("n_images",)},
             "mask_iou_vs_torch_fp32": float(np.mean(ious)), "backend": seg.name,
             "quantization": seg.metadata.get("quantization", "none")}
 
@@ -331,8 +333,8 @@ def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, war
 def parse_threads(text: str, this_machine: bool = True) -> List[int]:
     """--threads "1,2,4" -> [1, 2, 4]; UserError for anything but positive integers, and (this_machine: the
     runs happen here) for a count above this machine's cores (clitools.check_threads)."""
-    from model.clitools import check_threads
-    from model.errors import UserError
+    from core.clitools import check_threads
+    from core.errors import UserError
 
     try:
         out = [int(t) for t in text.split(",") if t.strip()]
@@ -345,8 +347,8 @@ def parse_threads(text: str, this_machine: bool = True) -> List[int]:
 
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    from model.errors import UserError
-    from model.safeio import guard_committed
+    from core.errors import UserError
+    from core.safeio import guard_committed
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="*", default=[], help="model files to measure, each in its own process")
@@ -389,7 +391,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                   probs_dir=Path(args.save_probs) if args.save_probs else None, rounds=args.rounds)
     text = json.dumps(res, indent=1)
     if args.json:
-        from model.safeio import atomic_write_text
+        from core.safeio import atomic_write_text
 
         atomic_write_text(args.json, text + "\n")
     else:

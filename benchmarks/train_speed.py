@@ -29,10 +29,10 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
-from model.clitools import ArgumentParser, check_ranges, check_threads, user_errors
+from core.clitools import ArgumentParser, check_ranges, check_threads, user_errors
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "isic2018"
+from core.paths import SHARED_DATA  # noqa: E402
+DEFAULT_DATA = SHARED_DATA / "isic2018"
 PATHS = {"eager": "eager", "fast": "compile"}  # one seed's paths: name -> its engine
 FLEET_PATH = re.compile(r"^fast-k(\d+)(?:-(eager|compile|cudagraph|capture|capture-eager))?$")
 GPU_PATHS = "eager,fast,fast-k1,fast-k5"
@@ -57,7 +57,7 @@ def _batches(data: str, n: int, size: int, seed: int):
         x, y = load_arrays(samples, size)
         return x, y, f"{data} (first {len(samples)} train images)"
     except DataError as e:
-        from model.preprocess import preprocess_image, preprocess_mask
+        from core.preprocess import preprocess_image, preprocess_mask
         from model.synthetic import make_lesion
 
         rng = np.random.default_rng(seed)
@@ -156,8 +156,8 @@ DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 @user_errors
 def main(argv=None):
-    from model.errors import UserError
-    from model.safeio import ensure_writable_dir, guard_committed
+    from core.errors import UserError
+    from core.safeio import ensure_writable_dir, guard_committed
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--paths", default="eager,fast",
@@ -183,7 +183,7 @@ def main(argv=None):
     if not paths:
         raise SystemExit(f"error: --paths: name at least one path, e.g. {GPU_PATHS}")
     kinds = [parse_path(s) for s in paths]
-    from model.preprocess import SIZE_MULTIPLE
+    from core.preprocess import SIZE_MULTIPLE
 
     check_ranges(args, {"batch": 1, "steps": 1, "rounds": 1, "size": SIZE_MULTIPLE, "train_size": 1, "epochs": 1,
                         "protocol_seeds": 1, "threads": 0})
@@ -226,7 +226,7 @@ def main(argv=None):
                        "projections exclude evaluation and compile time")}
     text = json.dumps(report, indent=1)
     if args.json:
-        from model.checkpoint import atomic_write_text
+        from core.safeio import atomic_write_text
 
         atomic_write_text(args.json, text + "\n")
     print(f"| path | device | seeds | img/s (all) | img/s per seed | ms/step | epoch ({args.train_size} img) | "

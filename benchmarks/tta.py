@@ -18,9 +18,9 @@ from typing import Dict, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, check_ranges, user_errors
-from model.errors import UserError
-from model.shipped import DEFAULT_DATA, REPO, export_path
+from core.clitools import ArgumentParser, check_ranges, user_errors
+from core.errors import UserError
+from core.paths import DEFAULT_DATA, REPO, export_path
 
 RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_OUT = REPO / "outputs" / "tta"
@@ -45,7 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from benchmarks.runner import device_facts
     from model.data import load_rgb, open_dataset
     from model.evaluate import evaluate_samples
-    from model.safeio import atomic_write_text, ensure_writable_dir, guard_committed
+    from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed
 
     p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--weights", default=str(export_path(".onnx")), help="model file, any format runtimes.load opens")

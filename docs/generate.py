@@ -28,12 +28,11 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-WEIGHTS = REPO / "model" / "weights"
-EXPORTS = REPO / "exports"
+from core.paths import EXPORTS_DIR as EXPORTS, REPO, WEIGHTS_DIR as WEIGHTS  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results"
 SHIPPED = "aulunet_v3_ph2"  # the PH2 checkpoint's own sections (its run and schedules), whatever the default
 DATASETS = [("ph2", "PH2"), ("isic2018", "ISIC 2018"), ("isic2017", "ISIC 2017")]
@@ -57,7 +56,7 @@ def _f(v, fmt: str = ".4f") -> str:
 
 def _bench_names() -> Dict[str, str]:
     """benchmark name ('onnx-int8') -> export artifact suffix ('_int8.onnx'), '.pt' for torch."""
-    from export.formats import FORMATS
+    from core.formats import FORMATS
 
     out = {}
     for fmt in FORMATS.values():
@@ -67,7 +66,7 @@ def _bench_names() -> Dict[str, str]:
 
 
 def _title(name: str) -> str:
-    from export.formats import FORMATS
+    from core.formats import FORMATS
 
     key, _, q = name.partition("-")
     return f"{FORMATS[key].title} {q.upper() if q == 'int8' else (q or 'fp32')}" if key != "torch" else "PyTorch (.pt)"
@@ -83,7 +82,7 @@ def _val_metrics(model: str, name: str, suffix: str) -> Optional[Dict]:
 
 def headline() -> str:
     """The default model's formats: val accuracy, size and latency; the other shipped models' val DSC beside."""
-    from model.shipped import DEFAULT_MODEL, SHIPPED as MODELS
+    from core.paths import DEFAULT_MODEL, SHIPPED as MODELS
 
     host = _json(RESULTS / "host.json")
     label = dict(DATASETS)
@@ -256,7 +255,7 @@ def train_speed() -> str:
 # ------------------------------------------------------------------ docs/export.md, docs/benchmarks.md
 
 def formats() -> str:
-    from export.formats import markdown_table
+    from core.formats import markdown_table
 
     return markdown_table()
 
@@ -264,8 +263,8 @@ def formats() -> str:
 def exports(model: Optional[str] = None) -> str:
     """The table of one model's committed exports, from each file's numerics JSON, in format-table order."""
     from export.all import summary_markdown
-    from export.formats import FORMATS
-    from model.shipped import DEFAULT_MODEL
+    from core.formats import FORMATS
+    from core.paths import DEFAULT_MODEL
 
     model = model or DEFAULT_MODEL
     rows = [_json(EXPORTS / f"{fmt.filename(model, q)}.numerics.json") for fmt in FORMATS.values() if fmt.key != "torch"
@@ -275,10 +274,10 @@ def exports(model: Optional[str] = None) -> str:
 
 
 def int8_recipes(model: Optional[str] = None) -> str:
-    """The INT8 recipe table of one model (default: model/shipped.py's); the by-hand column only for PH2, where
+    """The INT8 recipe table of one model (default: core/paths.py's); the by-hand column only for PH2, where
     it was measured."""
     from export.int8_recipes import markdown, results_name
-    from model.shipped import DEFAULT_MODEL
+    from core.paths import DEFAULT_MODEL
 
     model = model or DEFAULT_MODEL
     return markdown(_json(EXPORTS / results_name(model)), earlier=model == SHIPPED)
@@ -286,9 +285,9 @@ def int8_recipes(model: Optional[str] = None) -> str:
 
 def int8_fastest(model: Optional[str] = None) -> str:
     """Per format, the fastest INT8 recipe that passes its gate, beside the shipped one (exports/int8_recipes_*.json)."""
-    from export.formats import FORMATS
+    from core.formats import FORMATS
     from export.int8_recipes import fastest_passing, results_name
-    from model.shipped import DEFAULT_MODEL
+    from core.paths import DEFAULT_MODEL
 
     res = _json(EXPORTS / results_name(model or DEFAULT_MODEL))
     if not res:
@@ -311,7 +310,7 @@ def int8_vs_fp32() -> str:
     (the same XNNPACK kernels behind ExecuTorch and LiteRT), per thread count, paired per round."""
     from benchmarks.recommend import int8_verdicts
     from benchmarks.targets import ratio
-    from export.formats import FORMATS
+    from core.formats import FORMATS
 
     res = _json(RESULTS / "host.json")
     if res is None:
@@ -425,8 +424,8 @@ def stale(files: Sequence[Path] = FILES) -> List[Path]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
-    from model.clitools import ArgumentParser, HelpFormatter
-    from model.safeio import atomic_write_text
+    from core.clitools import ArgumentParser, HelpFormatter
+    from core.safeio import atomic_write_text
 
     p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is out of date")

@@ -16,7 +16,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from export.cli import DEFAULT_WEIGHTS, EXPORTS, OUTPUTS, UPDATE_FLAG, check_outputs, run
-from export.formats import FORMATS
+from core.formats import FORMATS
+from export import exporter
 
 EXPORTABLE = [k for k, f in FORMATS.items() if f.script.startswith("export/")]
 
@@ -42,7 +43,7 @@ def summary_markdown(rows: List[Dict]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
-    from model.clitools import ArgumentParser, HelpFormatter, add_verbose
+    from core.clitools import ArgumentParser, HelpFormatter, add_verbose
 
     p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter,
                                 epilog="Each export is checked in its own runtime against PyTorch and written only if it "
@@ -61,9 +62,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     add_verbose(p)
     args = p.parse_args(argv)
     from export.calibration import locate_training_data
-    from model.checkpoint import CheckpointError, atomic_write_text, model_from_checkpoint
-    from model.errors import UserError
-    from model.safeio import ensure_writable_dir, guard_committed
+    from core.safeio import atomic_write_text
+    from model.checkpoint import CheckpointError, model_from_checkpoint
+    from core.errors import UserError
+    from core.safeio import ensure_writable_dir, guard_committed
     from runtimes.base import reason
 
     keys = list(dict.fromkeys(k.strip() for k in args.formats.split(",") if k.strip()))  # each format once, in order
@@ -97,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     rows = []
     for key in keys:
         fmt = FORMATS[key]
-        build = fmt.exporter().build
+        build = exporter(fmt).build
         for q in fmt.quantize:
             out = Path(args.out) / fmt.filename(Path(args.weights).stem, q)
             if q == "int8" and not can_calibrate:

@@ -7,21 +7,21 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from model.data import DataError, Sample, image_files, load_arrays, open_dataset
-from model.errors import UserError
+from core.errors import UserError
 
 
 class CalibrationError(UserError):
     """No usable calibration images; the message names the folder and the fix."""
 
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import SHARED_DATA
 
 
 def locate_training_data(ckpt: Dict) -> Optional[Path]:
     """The data folder the checkpoint was trained on: the recorded path, else a folder of the same name
     under ../shared/data (a fresh clone elsewhere); accepted only if its split hash matches."""
     recorded = Path(ckpt.get("data", {}).get("root", ""))
-    for cand in (recorded, REPO.parent / "shared" / "data" / recorded.name):
+    for cand in (recorded, SHARED_DATA / recorded.name):
         if recorded.name and cand.is_dir():
             try:
                 if open_dataset(cand).split_hash() == ckpt["data"]["split_hash"]:
@@ -62,5 +62,7 @@ def calibration_set(calib: Optional[str], ckpt: Dict, limit: int = 0, size: int 
     if not samples:
         raise CalibrationError(f"{calib}: no images to calibrate on")
     x, _ = load_arrays(samples, size, with_masks=False)
+    # the label every committed export's metadata carries (the function is core.preprocess.preprocess_image
+    # now); kept as it was so that a re-export stays byte-identical to the committed file
     source.update({"n_images": len(samples), "preprocessing": "model.preprocess.preprocess_image"})
     return x, source

@@ -19,18 +19,18 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from export.formats import EXPORT_PACKAGES, FORMATS, Format
+from core.formats import EXPORT_PACKAGES, FORMATS, Format
+from export import exporter
 
-REPO = Path(__file__).resolve().parents[1]
-from model.shipped import DEFAULT_WEIGHTS  # noqa: E402
-EXPORTS = REPO / "exports"                 # the committed exports (docs, demos and benchmarks read them)
-OUTPUTS = REPO / "outputs" / "exports"     # where an export goes unless --update-results (model/safeio.py, rule 3)
+from core import paths  # noqa: E402
+from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR as EXPORTS  # noqa: E402,F401
+OUTPUTS = paths.OUTPUTS / "exports"       # where an export goes unless --update-results (core/safeio.py, rule 3)
 UPDATE_FLAG = "--update-results"
 
 
 def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges
-    from model.errors import UserError
+    from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges
+    from core.errors import UserError
 
     p = ArgumentParser(prog=fmt.script, formatter_class=HelpFormatter,
                                 description=f"Export an AULUNet checkpoint to {fmt.title} ({fmt.suffix}) and check parity "
@@ -76,8 +76,8 @@ def output_paths(fmt: Format, out: Path) -> List[Path]:
 def check_outputs(fmt: Format, out: Path, update_results: bool) -> None:
     """OutputError (one line) for an output that cannot be written, BEFORE anything is exported: wrong suffix,
     a committed result without --update-results, a folder where a file goes, an unwritable folder."""
-    from model.errors import OutputError
-    from model.safeio import ensure_writable_dir, guard_committed
+    from core.errors import OutputError
+    from core.safeio import ensure_writable_dir, guard_committed
 
     if not fmt.matches(out) or out.name.lower() == fmt.suffix:  # ".ncnn.param" is two suffixes
         raise OutputError(f"{out}: a {fmt.title} export must end in {fmt.suffix}; pass --out NAME{fmt.suffix}")
@@ -96,7 +96,7 @@ def eval_set(args, ckpt: Dict):
     the default (the checkpoint's own data) may fall back to synthetic images, and then it says so."""
     from model.data import DataError, load_arrays, open_dataset
     from model.synthetic import make_lesion
-    from model.preprocess import preprocess_image, preprocess_mask
+    from core.preprocess import preprocess_image, preprocess_mask
 
     from export.calibration import locate_training_data
 
@@ -138,8 +138,8 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
     with one line (the tools' own output is hidden unless --verbose). Every output path is checked before
     the export starts; messages name the user's files, never the hidden temporaries."""
     import runtimes
-    from model.errors import UserError
-    from model.safeio import clean_stale_temps, temp_prefix
+    from core.errors import UserError
+    from core.safeio import clean_stale_temps, temp_prefix
 
     fmt = FORMATS[fmt_key]
     try:
@@ -201,8 +201,9 @@ def _export(fmt: Format, build: Callable, args, weights: Path, out: Path, tmp: P
     from export.metadata import build_metadata
     from export.parity import check_gates, compare, failures, versions
     from export.rewrites import inference_graph
-    from model.checkpoint import atomic_write_text, file_sha256, model_from_checkpoint
-    from model.clitools import quiet
+    from core.safeio import atomic_write_text, file_sha256
+    from model.checkpoint import model_from_checkpoint
+    from core.clitools import quiet
 
     model, ckpt = model_from_checkpoint(weights)
     calib, calib_info = (None, None)
@@ -259,7 +260,7 @@ def script_main(fmt_key: str, build: Callable) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """`python export/cli.py FORMAT [exporter flags]`: the same as export/to_<format>.py."""
-    from model.clitools import ArgumentParser, HelpFormatter
+    from core.clitools import ArgumentParser, HelpFormatter
 
     exporters = {k: f for k, f in FORMATS.items() if f.script.startswith("export/")}
     p = ArgumentParser(prog="export/cli.py", formatter_class=HelpFormatter,
@@ -270,7 +271,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="the exporter's own flags")
     args = p.parse_args(argv)
     fmt = exporters[args.format]
-    run(fmt.key, fmt.exporter().build, args.rest)
+    run(fmt.key, exporter(fmt).build, args.rest)
 
 
 if __name__ == "__main__":

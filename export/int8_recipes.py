@@ -28,10 +28,10 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.formats import EXPORT_PACKAGES, FORMATS, model_files
-from model.shipped import DEFAULT_WEIGHTS, EXPORTS_DIR
+from core.formats import EXPORT_PACKAGES, FORMATS, model_files
+from export import exporter
+from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "outputs" / "int8_recipes"
 TFL_STEM = r"Sequential_stem/(?:[\w.]+\.)?Conv2d_0"  # the one 3x3 CONV_2D (the stem), long or shortened names
 ONNX_GATE = "/gate/"                           # ONNX / OpenVINO node names of the AKF gate convs
@@ -41,7 +41,7 @@ OV_GATE = ".*/gate/.*"
 @dataclass(frozen=True)
 class Recipe:
     name: str          # unique, used by --recipes and as the file name
-    format: str        # key of export/formats.py FORMATS
+    format: str        # key of core/formats.py FORMATS
     description: str
     params: Dict = field(default_factory=dict)  # keyword arguments of export/to_<format>.py quantize_int8
     shipped: bool = False  # what the exporter writes with --quantize int8 (params == its defaults)
@@ -201,9 +201,10 @@ def measure(args) -> Dict:
     from export.metadata import build_metadata
     from export.parity import GATES, check_gates, compare, failures, versions
     from export.rewrites import inference_graph
-    from model.checkpoint import file_sha256, model_from_checkpoint
-    from model.clitools import quiet
-    from model.safeio import ensure_writable_dir
+    from core.safeio import file_sha256
+    from model.checkpoint import model_from_checkpoint
+    from core.clitools import quiet
+    from core.safeio import ensure_writable_dir
     from runtimes.base import reason
 
     chosen = choose(args.formats, args.recipes)
@@ -232,7 +233,7 @@ def measure(args) -> Dict:
         t0 = time.time()
         try:
             with quiet(args.verbose):
-                FORMATS[r.format].exporter().build(graph, meta, "int8", calib, path, recipe=r.params)
+                exporter(FORMATS[r.format]).build(graph, meta, "int8", calib, path, recipe=r.params)
                 row["export_seconds"] = round(time.time() - t0, 1)
                 got = runtimes.load(path).probabilities(x)
         except Exception as e:  # a recipe the converter or runtime rejects: reported in its row, the others go on
@@ -268,7 +269,7 @@ def measure(args) -> Dict:
             meta = build_metadata(ckpt, weights, fmt.key, "none", None, fmt.layout)
             meta["graph_rewrites"] = graph.rewrites
             with quiet(args.verbose):
-                FORMATS[key].exporter().build(graph, meta, "none", None, ref_path)
+                exporter(FORMATS[key]).build(graph, meta, "none", None, ref_path)
                 ms = _time_interleaved({"fp32": ref_path, **files}, x, args.timing_rounds)
             fp32_ms[key] = ms.pop("fp32")
             for row in rows:
@@ -351,8 +352,8 @@ def markdown(res: Optional[Dict], earlier: bool = False) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, user_errors
-    from model.safeio import atomic_write_text
+    from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, user_errors
+    from core.safeio import atomic_write_text
 
     p = ArgumentParser(prog="export/int8_recipes.py", formatter_class=HelpFormatter,
                                 description=__doc__.split("\n\n", 1)[1].strip())

@@ -1,12 +1,13 @@
-"""What every exported file carries about itself (embedded by each exporter in its own way)."""
+"""What every exported file carries about itself (embedded by each exporter in its own way; the keys and the
+version: core/metadata.py)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Dict, Optional
 
-from model.checkpoint import TOOLKIT_VERSION, file_sha256
-from runtimes.base import METADATA_KEY  # noqa: F401  (exporters write what the runtimes read)
+from core.metadata import TOOLKIT, TOOLKIT_VERSION
+from core.safeio import file_sha256
 
 
 def build_metadata(ckpt: Dict, weights: Path, fmt: str, quantize: str, calibration: Optional[Dict],
@@ -14,7 +15,7 @@ def build_metadata(ckpt: Dict, weights: Path, fmt: str, quantize: str, calibrati
     size = ckpt["preprocessing"]["input_size"]
     shape = [-1, 3, *size] if input_layout == "NCHW" else [-1, *size, 3]
     return {
-        "toolkit": "aulunet-edge",
+        "toolkit": TOOLKIT,
         "toolkit_version": TOOLKIT_VERSION,
         "format": fmt,
         "quantization": quantize,

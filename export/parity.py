@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from model.metrics import PooledMetrics, mask_iou
+from core.metrics import REPORTED_KEYS, PooledMetrics, mask_iou
 
 GATES = {
     "none": {"max_abs_diff": 1e-4, "flips_outside_band": 0},
@@ -41,7 +41,7 @@ def compare(ref: np.ndarray, got: np.ndarray, gt: Optional[np.ndarray], threshol
             pm = PooledMetrics()
             pm.update(masks, gt)
             r = pm.result()
-            out[f"{name}_metrics"] = {k: r[k] for k in ("dsc", "miou", "accuracy", "specificity", "sensitivity", "mean_image_dsc")}
+            out[f"{name}_metrics"] = {k: r[k] for k in REPORTED_KEYS}
         out["dsc_drop_points"] = 100.0 * (out["reference_metrics"]["dsc"] - out["export_metrics"]["dsc"])
     return out
 

@@ -21,8 +21,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from export.cli import script_main
-from export.metadata import METADATA_KEY, dumps
-from model.errors import UserError
+from core.metadata import METADATA_KEY
+from export.metadata import dumps
+from core.errors import UserError
 
 
 def quantize_int8(model, calib, per_channel: bool = True):

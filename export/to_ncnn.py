@@ -27,7 +27,7 @@ import numpy as np
 
 from export.cli import script_main
 from export.metadata import dumps
-from model.errors import UserError
+from core.errors import UserError
 
 INT8_LAYERS = ("Convolution", "ConvolutionDepthWise")
 # layer types of a pnnx-written AULUNet graph that carry no weights in the .bin

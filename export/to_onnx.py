@@ -23,7 +23,8 @@ if __package__ in (None, ""):
 import numpy as np
 
 from export.cli import script_main
-from export.metadata import METADATA_KEY, dumps
+from core.metadata import METADATA_KEY
+from export.metadata import dumps
 
 OPSET = 17
 # Which op types INT8 touches. Only Conv: quantizing the gate arithmetic (Mul/Sub/Add of AKF, RGF

@@ -23,9 +23,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from export.cli import script_main
-from export.metadata import METADATA_KEY, dumps
-from model.checkpoint import file_sha256
-from runtimes.openvino_backend import BIN_SHA_KEY
+from core.metadata import BIN_SHA_KEY, METADATA_KEY
+from export.metadata import dumps
+from core.safeio import file_sha256
 from export.to_onnx import fp32_onnx
 from export.to_onnx import quantize_int8 as ort_quantize_int8
 

@@ -26,7 +26,8 @@ if __package__ in (None, ""):
 import numpy as np
 
 from export.cli import script_main
-from export.metadata import METADATA_KEY, dumps
+from core.metadata import METADATA_KEY
+from export.metadata import dumps
 
 # Float-kept layers for INT8, as a regex over the op's output tensor name (litert-torch names tensors
 # by module path). The AKF gate conv sees only the global average: int8 there shifts whole feature maps.

@@ -1,19 +1,17 @@
 """Checkpoint files: atomic save, safe load (weights_only=True), clear errors, model rebuild."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Dict, Tuple
 
 import torch
 
 from .aulunet import AULUNet, AULUNetConfig
-from .errors import CheckpointError
+from core.errors import CheckpointError
+from core.safeio import atomic_write_bytes
 from runtimes.base import header_problem  # numpy-only: the same bounds as every export's metadata
-from .safeio import atomic_write_bytes, atomic_write_text  # noqa: F401  (the helpers live in safeio, torch-free)
 
 FORMAT = "aulunet-checkpoint/1"
-TOOLKIT_VERSION = "0.1.0"
 # What every checkpoint written by model/train.py carries; a header without one of them cannot be used.
 REQUIRED = {"state_dict": dict, "config": dict, "model": str, "preprocessing": dict, "threshold": (int, float)}
 
@@ -24,14 +22,6 @@ def save_atomic(obj, path) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_checkpoint(path, map_location="cpu") -> Dict:

@@ -28,8 +28,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import DataError
-from .preprocess import INPUT_SIZE, high_depth_to_uint8, image_problem, preprocess_image, preprocess_mask
+from core.errors import DataError
+from core.images import EXIF_ORIENTATION, ORIENTATIONS, exif_orientation, oriented, pil_to_rgb, turn  # noqa: F401  (the file loader reads images as core/images.py says)
+from core.preprocess import INPUT_SIZE, image_problem, preprocess_image, preprocess_mask
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # what Pillow decodes here
 MASK_SUFFIXES = ("", "_segmentation", "_lesion", "_mask")
@@ -280,10 +281,6 @@ def _check_file(path: Path, kind: str) -> Path:
 
 MAX_MEGAPIXELS = 50.0  # images larger than this are refused before decoding (AULUNET_MAX_MEGAPIXELS overrides)
 MAX_MEGAPIXELS_ENV = "AULUNET_MAX_MEGAPIXELS"
-EXIF_ORIENTATION = 0x0112
-# What each EXIF orientation asks a viewer to do to the stored pixels (PIL's ImageOps.exif_transpose does it).
-ORIENTATIONS = {1: "as stored", 2: "mirrored", 3: "rotated 180", 4: "flipped vertically", 5: "transposed",
-                6: "rotated 90 clockwise", 7: "transversed", 8: "rotated 90 counter-clockwise"}
 
 
 def max_megapixels() -> float:
@@ -347,54 +344,6 @@ class _open_image:
     def __exit__(self, *exc):
         self.im.close()
         return False
-
-
-def exif_orientation(im) -> int:
-    """The EXIF orientation tag of a PIL image (1..8; 1 when absent or unreadable)."""
-    try:
-        o = int(im.getexif().get(EXIF_ORIENTATION, 1))
-    except Exception:  # a damaged EXIF block: the pixels as stored, as a viewer that cannot read it shows them
-        return 1
-    return o if o in ORIENTATIONS else 1
-
-
-def turn(im, orientation: int):
-    """A PIL image's stored pixels as EXIF `orientation` shows them: the pixels of ImageOps.exif_transpose
-    (its table of Image.transpose methods), without its rewriting of the metadata; 1 (or no tag) as it is."""
-    from PIL import Image
-
-    t = Image.Transpose
-    method = {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE, 6: t.ROTATE_270,
-              7: t.TRANSVERSE, 8: t.ROTATE_90}.get(orientation)
-    return im if method is None else im.transpose(method)
-
-
-def oriented(im):
-    """(PIL image as viewers show it, its EXIF orientation): the transform the browser (createImageBitmap's
-    imageOrientation 'from-image') and the Android app (Orientation.java) apply too."""
-    o = exif_orientation(im)
-    return turn(im, o), o
-
-
-_HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-
-
-def pil_to_rgb(im, name: str = "image", warn: bool = True) -> np.ndarray:
-    """A PIL image -> uint8 HxWx3 RGB, as the toolkit reads every image: EXIF orientation applied (`oriented`),
-    grey images of more than 8 bits scaled by their bit depth (`high_depth_to_uint8`), other modes (grey,
-    palette, RGBA, CMYK) converted by PIL; conversions are noted with a warning naming `name` when `warn`."""
-    im, _ = oriented(im)
-    if im.mode == "RGB":
-        return np.asarray(im, dtype=np.uint8).copy()
-    if im.mode in _HIGH_DEPTH_MODES:
-        grey, bits = high_depth_to_uint8(np.asarray(im))
-        if warn:
-            depth = "values in [0, 1]" if bits == 0 else f"{bits}-bit values"
-            warnings.warn(f"{name}: {im.mode} grey image ({depth}) scaled to 8-bit and converted to RGB", stacklevel=3)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if warn:
-        warnings.warn(f"{name}: {im.mode} image converted to RGB", stacklevel=3)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
 def _read_rgb(path: Path) -> Tuple[np.ndarray, int]:

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from model.errors import UserError
+from core.errors import UserError
 
 
 def launched_by_torchrun() -> bool:

@@ -2,7 +2,7 @@
 
 `python model/demo.py [--weights W] [--data D] [--split test] [--out outputs/demo]`
 
-Data: --data, else the default model's dataset (model/shipped.py) when present, its test split when it
+Data: --data, else the default model's dataset (core/paths.py) when present, its test split when it
 has one, else a few synthetic lesions that the
 toolkit draws itself (labelled synthetic in every output). Writes metrics.json, metrics.md and
 overlays.png (input | ground truth | prediction, like the paper's Figure 3).
@@ -17,18 +17,18 @@ from typing import Dict, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from core.metrics import REPORTED_KEYS
 from model.evaluate import DEFAULT_DATA, DEFAULT_WEIGHTS, evaluate_samples
 
-REPO = Path(__file__).resolve().parents[1]
+from core.paths import REPO  # noqa: E402
 
-METRIC_KEYS = ("dsc", "miou", "accuracy", "specificity", "sensitivity", "mean_image_dsc")
 
 
 def metrics_markdown(res: Dict, label: str) -> str:
-    head = "| data | images | " + " | ".join(METRIC_KEYS) + " |"
-    sep = "|---|---:|" + "---:|" * len(METRIC_KEYS)
-    row = f"| {label} | {res['n_images']} | " + " | ".join(f"{res[k]:.4f}" for k in METRIC_KEYS) + " |"
+    head = "| data | images | " + " | ".join(REPORTED_KEYS) + " |"
+    sep = "|---|---:|" + "---:|" * len(REPORTED_KEYS)
+    row = f"| {label} | {res['n_images']} | " + " | ".join(f"{res[k]:.4f}" for k in REPORTED_KEYS) + " |"
     return "\n".join([head, sep, row])
 
 
@@ -52,12 +52,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     check_ranges(args, {"figures": 1})
 
     import runtimes
-    from model.checkpoint import atomic_write_text
+    from core.safeio import atomic_write_text
     from model.data import DataError, load_sample, open_dataset
     from model.synthetic import is_synthetic, write_synthetic_dataset
     from model.visualize import figure_grid
 
-    from model.safeio import ensure_writable_dir
+    from core.safeio import ensure_writable_dir
 
     out = ensure_writable_dir(Path(args.out), "--out")
     data = Path(args.data) if args.data else (DEFAULT_DATA if DEFAULT_DATA.is_dir() and not args.synthetic else None)

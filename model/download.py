@@ -27,8 +27,9 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, HelpFormatter, user_errors  # noqa: E402
-from model.errors import UserError  # noqa: E402
+from core.clitools import ArgumentParser, HelpFormatter, user_errors  # noqa: E402
+from core.errors import UserError  # noqa: E402
+from core.paths import REPO  # noqa: E402
 
 BASE_URL = "https://isic-challenge-data.s3.amazonaws.com"
 
@@ -152,7 +153,7 @@ def _check_members(archive: Path, infos, max_members: int, max_total: int, max_r
 
 
 def _stale_temps(dest: Path, archive_name: str):
-    from model.safeio import pid_alive
+    from core.safeio import pid_alive
 
     prefix = f".{archive_name}.tmp"
     for p in dest.iterdir():
@@ -170,7 +171,7 @@ def _ours(folder: Path, names: set, root: Path) -> bool:
 def unpack(archive: Path, dest: Path, max_members: int = MAX_MEMBERS, max_total: int = MAX_TOTAL_BYTES,
            max_ratio: float = MAX_RATIO) -> Path:
     """Extract `archive` into `dest` all or nothing (see the module's docstring); returns the marker written last."""
-    from model.safeio import atomic_write_text
+    from core.safeio import atomic_write_text
 
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -295,9 +296,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                    help="an archive downloaded by hand, by its official name (repeatable): unpacked instead of fetched, never deleted")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    from model.safeio import ensure_writable_dir
+    from core.safeio import ensure_writable_dir
 
-    dest = ensure_writable_dir(Path(args.dest or Path(__file__).resolve().parents[1] / "data" / args.dataset), "--dest")
+    dest = ensure_writable_dir(Path(args.dest or REPO / "data" / args.dataset), "--dest")
     try:
         download(args.dataset, dest, args.base_url, args.keep_archives, progress=not args.no_progress,
                  archives_given=args.archive)

@@ -17,13 +17,12 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from model.data import DataError, Sample, load_arrays, open_dataset  # noqa: F401  (DataError: re-exported)
-from model.metrics import PooledMetrics
+from core.metrics import PooledMetrics
 
-REPO = Path(__file__).resolve().parents[1]
-from model.shipped import DEFAULT_DATA, DEFAULT_WEIGHTS  # noqa: E402  (re-exported: demo.py imports them here)
-from model.preprocess import INPUT_SIZE as GRID  # noqa: E402  (the protocol's scoring grid: 256x256)
+from core.paths import DEFAULT_DATA, DEFAULT_WEIGHTS  # noqa: E402  (re-exported: demo.py imports them here)
+from core.preprocess import INPUT_SIZE as GRID  # noqa: E402  (the protocol's scoring grid: 256x256)
 
 
 def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progress: bool = False,
@@ -35,7 +34,7 @@ def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progr
     `tta`: the flip-averaged probabilities (Segmenter.probabilities_tta), as predict(..., tta=True) makes them."""
     from tqdm import tqdm
 
-    from model.preprocess import resize_bilinear
+    from core.preprocess import resize_bilinear
 
     pm = PooledMetrics()
     probs = []
@@ -79,7 +78,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     check_ranges(args, {"threads": 0})
 
     import runtimes
-    from model.checkpoint import atomic_write_text
+    from core.safeio import atomic_write_text
 
     with quiet(args.verbose):
         seg = runtimes.load(args.weights, threads=args.threads, allow_foreign=args.allow_foreign)

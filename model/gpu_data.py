@@ -2,7 +2,7 @@
 
 `DeviceData.load(samples, size, device)` decodes every image and mask once (Pillow, threads) to uint8
 at its own size, moves the uint8 pixels to the device and preprocesses them there with the exact
-arithmetic of `model.preprocess` (separable two-tap bilinear resize with half-pixel centres, then
+arithmetic of `core.preprocess` (separable two-tap bilinear resize with half-pixel centres, then
 per-image min-max; masks by nearest neighbour): the float32 images equal `model.data.load_arrays`'s
 bit for bit (tested on the CPU). They stay resident, so a training step moves no pixels over PCIe.
 
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from model.data import load_sample
-from model.preprocess import _bilinear_taps, nearest_indices
+from core.preprocess import _bilinear_taps, nearest_indices
 
 N_PARAMS = 8  # per image: dihedral code, rotate flag, 2x3 rotation matrix
 
@@ -40,7 +40,7 @@ def _decode(sample, with_masks: bool) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def resize_minmax(u8: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (n, H, W, 3) on any device -> float32 (n, 3, size, size): `model.preprocess.preprocess_image`
+    """uint8 (n, H, W, 3) on any device -> float32 (n, 3, size, size): `core.preprocess.preprocess_image`
     with the same float32 operations in the same order (bit-identical on the CPU)."""
     n, h, w, _ = u8.shape
     dev = u8.device

@@ -19,9 +19,9 @@ from typing import Dict, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
-from model.errors import UserError
-from model.shipped import SHARED_DATA, WEIGHTS_DIR
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from core.errors import UserError
+from core.paths import SHARED_DATA, WEIGHTS_DIR
 
 
 # what model/train.py writes in a run folder (and the temporaries of its atomic writes): all --remove-run deletes
@@ -45,7 +45,7 @@ def _read_log(path: Path) -> Dict:
 
 def _read_best(path: Path, log: Dict, run: Path) -> Dict:
     from model.checkpoint import load_checkpoint
-    from model.errors import CheckpointError
+    from core.errors import CheckpointError
 
     ck = load_checkpoint(path)
     ta, val, data = ck.get("train_args"), (ck.get("metrics") or {}).get("val"), ck.get("data")
@@ -111,7 +111,7 @@ def _curve_png(log: Dict) -> bytes:
 
 def _write_all(files: Dict[Path, bytes]) -> None:
     """Every file atomically; when one cannot be written, the ones written before it are put back as they were."""
-    from model.safeio import atomic_write_bytes
+    from core.safeio import atomic_write_bytes
 
     old = {t: (t.read_bytes() if t.is_file() else None) for t in files}
     done = []
@@ -130,7 +130,7 @@ def _write_all(files: Dict[Path, bytes]) -> None:
 
 def _remove_run(run: Path) -> str:
     """Delete what model/train.py wrote in `run` (and the folder once empty); anything else stays."""
-    from model.safeio import temp_prefix
+    from core.safeio import temp_prefix
 
     for p in list(run.iterdir()):
         if p.is_file() and (p.name in RUN_FILES or any(p.name.startswith(temp_prefix(n)) for n in RUN_FILES)):

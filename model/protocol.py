@@ -20,10 +20,11 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors
-from model.errors import UserError
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors
+from core.errors import UserError
+from core.metrics import RESULT_KEYS
 
-from model.shipped import REPO, SHARED_DATA as DATA, SHIPPED, WEIGHTS_DIR as WEIGHTS  # noqa: E402
+from core.paths import REPO, SHARED_DATA as DATA, SHIPPED, WEIGHTS_DIR as WEIGHTS  # noqa: E402
 
 COMMITTED = WEIGHTS / "protocol_results.json"
 
@@ -39,8 +40,6 @@ EVALUATIONS: Dict[str, List[tuple]] = {model: _evaluations(ds) for model, ds in 
 # it states gains over (mIoU, DSC in %).
 PAPER = {"isic2018": {"AULUNet-v3 (paper)": (82.44, 90.37), "U-Net (paper)": (74.64, 85.48)},
          "isic2017": {"AULUNet-v3 (paper)": (85.32, 92.08), "U-Net (paper)": (79.55, 88.61)}}
-KEYS = ("n_images", "dsc", "miou", "accuracy", "specificity", "sensitivity", "mean_image_dsc", "jaccard_mean",
-        "thresholded_jaccard")
 
 
 def evaluate_row(model: str, dataset: str, split: str, role: str, data_root: Path, threads: int,
@@ -63,7 +62,7 @@ def evaluate_row(model: str, dataset: str, split: str, role: str, data_root: Pat
     from model.checkpoint import load_checkpoint
 
     ck = load_checkpoint(weights)
-    row = {"model": model, "dataset": dataset, "split": split, "role": role, **{k: res[k] for k in KEYS}}
+    row = {"model": model, "dataset": dataset, "split": split, "role": role, **{k: res[k] for k in RESULT_KEYS}}
     row["epoch"] = ck["metrics"]["val"].get("epoch")
     row["epochs_run"] = ck["train_args"]["epochs"]
     return row
@@ -100,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         raise UserError(f"--models: {WEIGHTS / (missing[0] + '.pt')} not found; train it first (model/weights/in_progress/README.md)")
     from tqdm import tqdm
 
-    from model.checkpoint import atomic_write_text
+    from core.safeio import atomic_write_text
 
     jobs = [(m, *e) for m in models for e in EVALUATIONS[m]]
     rows, failed = [], []

@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence, Set, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from core.paths import REPO, SHARED_DATA  # noqa: F401
 
 
 def training_ids(ckpt: dict) -> Optional[Set[str]]:
@@ -46,7 +45,7 @@ def _export_source(weights, metadata: Optional[dict]) -> Optional[Tuple[dict, st
         import warnings
 
         import runtimes
-        from .errors import UserError
+        from core.errors import UserError
 
         try:
             with warnings.catch_warnings():
@@ -57,7 +56,8 @@ def _export_source(weights, metadata: Optional[dict]) -> Optional[Tuple[dict, st
     src = (metadata or {}).get("source_checkpoint")
     if not isinstance(src, dict) or not isinstance(src.get("file"), str):
         return None
-    from .checkpoint import CheckpointError, file_sha256, load_checkpoint
+    from core.safeio import file_sha256
+    from model.checkpoint import CheckpointError, load_checkpoint
 
     name = Path(src["file"]).name
     label = f"its source checkpoint {name}"
@@ -102,7 +102,7 @@ def overlap_error(weights, samples: Sequence, split: str, metadata: Optional[dic
 def refuse_training_images(weights, samples: Sequence, split: str, metadata: Optional[dict] = None) -> None:
     """UserError (one line, naming --allow-train-overlap) when `samples` include images `weights` trained on
     (any model file: .pt, or an export traced to its source checkpoint)."""
-    from .errors import UserError
+    from core.errors import UserError
 
     leak = overlap_error(weights, samples, split, metadata)
     if leak:

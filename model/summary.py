@@ -18,9 +18,9 @@ if __package__ in (None, ""):
 import torch
 
 from model.aulunet import build_model, list_models, model_name
-from model.clitools import ArgumentParser, HelpFormatter, check_ranges, user_errors
-from model.errors import UserError
-from model.preprocess import SIZE_MULTIPLE
+from core.clitools import ArgumentParser, HelpFormatter, check_ranges, user_errors
+from core.errors import UserError
+from core.preprocess import SIZE_MULTIPLE
 
 
 def count(name_or_model, size: int = 0) -> Dict:
@@ -67,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     rows = summarize(names, args.size)
     print(markdown(rows))
     if args.json:
-        from model.checkpoint import atomic_write_text
+        from core.safeio import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
     return rows

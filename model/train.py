@@ -33,9 +33,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, HelpFormatter, user_errors
+from core.clitools import ArgumentParser, HelpFormatter, user_errors
+from core.paths import SHARED_DATA
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ph2"  # training's default: the small PH2 set
+DEFAULT_DATA = SHARED_DATA / "ph2"  # training's default: the small PH2 set
 
 
 def parse_args(argv=None):

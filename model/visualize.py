@@ -23,7 +23,7 @@ def save_figure(fig, path, dpi: int = 90) -> Path:
 
     import matplotlib.pyplot as plt
 
-    from .checkpoint import atomic_write_bytes
+    from core.safeio import atomic_write_bytes
 
     fig.tight_layout()
     buf = io.BytesIO()

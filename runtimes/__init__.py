@@ -1,19 +1,38 @@
 """One inference interface over the toolkit's model files.
 
-`load(path)` picks the backend by suffix and returns a `Segmenter`. Backends import their runtime
-lazily, so a device without torch can still load the other formats.
+`load(path)` picks the backend by suffix (the table in core/formats.py) and returns a `Segmenter`. Backends
+import their runtime lazily, so a device without torch can still load the other formats.
+
+The torch-free backends live here. The .pt backend needs the network code, which lives above this package
+(model/), so model/ registers it: `import model` (any model module does it) calls
+`runtimes.register(".pt", TorchSegmenter)`. Without it, `load("x.pt")` says so in one line.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict, Tuple, Type
 
-from model.errors import InputError
+from core.errors import InputError
+from core.formats import FORMATS, for_path
 
 from .base import ModelFileError, Segmenter
 
-from export.formats import FORMATS, for_path
+# suffix -> (module, class) of the torch-free backends in this package, from the format table
+BACKENDS: Dict[str, Tuple[str, str]] = {f.suffix: tuple(f.backend.split(":")) for f in FORMATS.values()
+                                        if f.backend.startswith("runtimes.")}
+# suffix -> Segmenter class registered from above (the .pt backend, by model/__init__.py)
+REGISTERED: Dict[str, Type[Segmenter]] = {}
 
-BACKENDS = {f.suffix: tuple(f.backend.split(":")) for f in FORMATS.values()}
+
+def register(suffix: str, cls: Type[Segmenter]) -> None:
+    """Make `load()` open files ending in `suffix` with `cls`: the backend that core/formats.py names for it."""
+    fmt = next((f for f in FORMATS.values() if f.suffix == suffix), None)
+    if fmt is None:
+        raise ValueError(f"{suffix}: not a suffix of core/formats.py's FORMATS; add the format there first")
+    if f"{cls.__module__}:{cls.__qualname__}" != fmt.backend:
+        raise ValueError(f"{suffix}: core/formats.py names {fmt.backend} as its backend, not "
+                         f"{cls.__module__}:{cls.__qualname__}")
+    REGISTERED[suffix] = cls
 
 
 def check_threads(threads) -> int:
@@ -35,16 +54,25 @@ def load(path, threads: int = 0, allow_foreign: bool = False) -> Segmenter:
     allow_foreign=True (then the AULUNet conventions are assumed, with a warning)."""
     path = Path(path)
     try:
-        suffix = for_path(path).suffix  # by how the name ends: ".ncnn.param" is two suffixes
+        fmt = for_path(path)  # by how the name ends: ".ncnn.param" is two suffixes
     except KeyError:
-        raise ModelFileError(f"{path}: unknown model suffix '{path.suffix.lower()}'; use one of {', '.join(sorted(BACKENDS))}") from None
+        known = sorted(f.suffix for f in FORMATS.values())
+        raise ModelFileError(f"{path}: unknown model suffix '{path.suffix.lower()}'; use one of {', '.join(known)}") from None
     check_threads(threads)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found; check the path or export it first")
-    import importlib
+    if fmt.suffix in REGISTERED:
+        cls = REGISTERED[fmt.suffix]
+    elif fmt.suffix in BACKENDS:
+        import importlib
 
-    module, cls = BACKENDS[suffix]
-    return getattr(importlib.import_module(module), cls)(path, threads=int(threads), allow_foreign=allow_foreign)
+        module, name = BACKENDS[fmt.suffix]
+        cls = getattr(importlib.import_module(module), name)
+    else:
+        raise ModelFileError(f"{path}: {fmt.title} files need the backend {fmt.backend}, registered by its package: "
+                             f"`import {fmt.backend.split('.')[0]}` first (it needs {', '.join(fmt.runtime_packages)}), "
+                             f"or export the file to a torch-free format")
+    return cls(path, threads=int(threads), allow_foreign=allow_foreign)
 
 
-__all__ = ["load", "Segmenter", "ModelFileError", "BACKENDS"]
+__all__ = ["load", "register", "Segmenter", "ModelFileError", "BACKENDS", "REGISTERED"]

@@ -9,11 +9,11 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from model.errors import InputError, ModelFileError
-from model.preprocess import INPUT_SIZE, PREPROCESSING, SIZE_MULTIPLE, THRESHOLD, image_problem, preprocess_image, probs_to_image_size, sigmoid
+from core.errors import InputError, ModelFileError
+from core.images import pil_to_rgb  # as the file loader reads it: EXIF orientation, 16-bit grey by bit depth
+from core.metadata import METADATA_KEY, TOOLKIT  # noqa: F401  (the backends read what the exporters write)
+from core.preprocess import INPUT_SIZE, PREPROCESSING, SIZE_MULTIPLE, THRESHOLD, image_problem, preprocess_image, probs_to_image_size, sigmoid
 
-METADATA_KEY = "aulunet"  # ONNX metadata_props / OpenVINO rt_info key holding the export's JSON metadata
-TOOLKIT = "aulunet-edge"  # metadata["toolkit"] of every file this toolkit's exporters write
 ASSUMED = (f"RGB resized to {INPUT_SIZE}x{INPUT_SIZE}, per-image min-max to [0, 1], one logit per pixel, "
            f"sigmoid, threshold {THRESHOLD}")
 
@@ -98,8 +98,6 @@ def as_rgb(image) -> np.ndarray:
     """What predict() accepts, as uint8 HxWx3 RGB: a numpy array (HxWx3 RGB; HxW grey and HxWx4 RGBA are
     converted with a warning, as the file loader does) or a PIL image. Anything else is an InputError."""
     if hasattr(image, "convert") and hasattr(image, "mode") and hasattr(image, "size"):  # PIL.Image
-        from model.data import pil_to_rgb  # as the file loader reads it: EXIF orientation, 16-bit grey by bit depth
-
         return pil_to_rgb(image, "predict()", warn=False)
     if isinstance(image, (list, tuple)):
         raise InputError(f"predict() takes one image (an HxWx3 uint8 numpy array or a PIL image), got a "
@@ -216,19 +214,19 @@ class Segmenter:
             raise InputError(f"expected a preprocessed (N,3,H,W) batch, got shape {x.shape}; for one photo use predict()")
         if self.fixed_size and x.shape[2:] != (self.input_size, self.input_size):
             raise InputError(f"{self.path}: takes {self.input_size}x{self.input_size} inputs, got {x.shape[2]}x{x.shape[3]}; "
-                             f"preprocess with model.preprocess.preprocess_image (or use predict())")
+                             f"preprocess with core.preprocess.preprocess_image (or use predict())")
         if not self.fixed_size and (x.shape[2] % SIZE_MULTIPLE or x.shape[3] % SIZE_MULTIPLE):
             raise InputError(f"{self.path}: input sides must be multiples of {SIZE_MULTIPLE}, got {x.shape[2]}x{x.shape[3]}; "
-                             f"preprocess with model.preprocess.preprocess_image (or use predict())")
+                             f"preprocess with core.preprocess.preprocess_image (or use predict())")
         if len(x) == 0:
             raise InputError(f"{self.path}: run() got an empty batch (shape {x.shape}); pass at least one image")
         low, high = float(x.min()), float(x.max())  # NaN propagates through both
         if not (np.isfinite(low) and np.isfinite(high)):
-            raise InputError("the batch holds NaN or infinite values; preprocess real images with model.preprocess.preprocess_image")
+            raise InputError("the batch holds NaN or infinite values; preprocess real images with core.preprocess.preprocess_image")
         lo, hi = self.input_range
         if low < lo - RANGE_SLACK or high > hi + RANGE_SLACK:
             raise InputError(f"{self.path}: run() takes the preprocessed batch, values in [{lo:g}, {hi:g}], got "
-                             f"{low:.4g}..{high:.4g}; preprocess with model.preprocess.preprocess_image (or pass the "
+                             f"{low:.4g}..{high:.4g}; preprocess with core.preprocess.preprocess_image (or pass the "
                              f"uint8 photo to predict())")
         out = self._run(x)
         if out.shape != (len(x), 1, *x.shape[2:]):
@@ -250,7 +248,7 @@ class Segmenter:
         """One photo of any size -> (probability map, boolean mask) at the photo's own size.
 
         `image`: uint8 HxWx3 RGB numpy array (OpenCV's BGR must be flipped first) or a PIL image. Images
-        smaller than 32x32 or without contrast are refused with an InputError (model.preprocess.image_problem).
+        smaller than 32x32 or without contrast are refused with an InputError (core.preprocess.image_problem).
         `tta`: average the probabilities over the four flips (probabilities_tta; off by default, ~4x the model's
         time; its accuracy and cost: docs/benchmarks.md)."""
         rgb = as_rgb(image)

@@ -16,7 +16,9 @@ import warnings
 
 import numpy as np
 
-from .base import METADATA_KEY, ModelFileError, Segmenter
+from core.metadata import METADATA_KEY
+
+from .base import ModelFileError, Segmenter
 
 
 def _runtime():

@@ -10,9 +10,11 @@ from typing import Optional
 
 import numpy as np
 
-from model.preprocess import PREPROCESSING, THRESHOLD
+from core.preprocess import PREPROCESSING, THRESHOLD
 
-from .base import METADATA_KEY, ModelFileError, Segmenter
+from core.metadata import METADATA_KEY
+
+from .base import ModelFileError, Segmenter
 
 
 def _interpreter_class():

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import METADATA_KEY, ModelFileError, Segmenter
+from core.metadata import METADATA_KEY
+
+from .base import ModelFileError, Segmenter
 
 LEVEL_FOR_FLOAT = "ORT_ENABLE_EXTENDED"
 LEVEL_FOR_INT8 = "ORT_ENABLE_ALL"

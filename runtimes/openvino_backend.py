@@ -10,9 +10,10 @@ import hashlib
 import json
 import warnings
 
-from .base import METADATA_KEY, ModelFileError, Segmenter, reason
+from core.metadata import BIN_SHA_KEY, METADATA_KEY
 
-BIN_SHA_KEY = "bin_sha256"  # metadata key: sha256 of the .bin the .xml was exported with (export/to_openvino.py)
+from .base import ModelFileError, Segmenter, reason
+
 
 
 def _sha256(path) -> str:

@@ -99,7 +99,7 @@ def foreign_onnx(path):
 def export_every_quantization(fmt_key: str, build, shipped: Path, ph2: Path, out: Path):
     """Run the shared export flow for each quantization the format table lists; files are out/m_<q><suffix>."""
     from export.cli import run
-    from export.formats import FORMATS
+    from core.formats import FORMATS
 
     fmt = FORMATS[fmt_key]
     res = {q: run(fmt_key, build, ["--weights", str(shipped), "--quantize", q, "--out", str(out / f"m_{q}{fmt.suffix}"),

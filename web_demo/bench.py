@@ -21,21 +21,22 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.paths import EXPORTS_DIR, REPO, SHARED_DATA  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from benchmarks.runner import device_facts  # noqa: E402
-from model.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors  # noqa: E402
-from model.errors import UserError  # noqa: E402
-from model.safeio import atomic_write_text  # noqa: E402
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors  # noqa: E402
+from core.errors import UserError  # noqa: E402
+from core.safeio import atomic_write_text  # noqa: E402
 from web_demo import models  # noqa: E402
 
 RESULTS = REPO / "web_demo" / "results"
 DOC = REPO / "docs" / "web.md"
-DATA = REPO.parent / "shared" / "data"
+DATA = SHARED_DATA
 GATES = {"none": 0.995, "int8": 0.98}
 MAX_DIFF_FP32 = 1e-4
 MARK_START, MARK_END = "<!-- web-results:start -->", "<!-- web-results:end -->"
@@ -76,7 +77,7 @@ def python_ms(path: Path, threads: int, x: np.ndarray, runs: int, warmup: int) -
 def parity(page, path: Path, entry: Dict, images: List[Path]) -> Dict:
     import runtimes
     from model.data import load_rgb
-    from model.preprocess import preprocess_image
+    from core.preprocess import preprocess_image
 
     seg = runtimes.load(path, threads=1)
     ious = []
@@ -99,7 +100,7 @@ def parity(page, path: Path, entry: Dict, images: List[Path]) -> Dict:
 
 def measure(args) -> Dict:
     from model.data import load_rgb
-    from model.preprocess import preprocess_image
+    from core.preprocess import preprocess_image
     from web_demo.browser import Page, chromium
     from web_demo.build import build, pinned_versions
     from web_demo.serve import Server
@@ -137,14 +138,14 @@ def measure(args) -> Dict:
                         row["round_medians"].append(float(np.median(ms)))
                         row["end_to_end_ms"] += page.bench_end_to_end(max(5, args.runs // 3))
                         if r == 0 and t == max(threads):
-                            parities[entry["file"]] = parity(page, REPO / "exports" / entry["file"], entry, images)
+                            parities[entry["file"]] = parity(page, EXPORTS_DIR / entry["file"], entry, images)
                         errors, foreign = page.console_errors, page.foreign_requests()
                         if errors or foreign:
                             raise RuntimeError(f"{key}: console errors {errors[:3]} / requests off the origin {foreign[:3]}")
                     finally:
                         page.close()
                     with quiet(args.verbose):
-                        row["python_ms"] += python_ms(REPO / "exports" / entry["file"], t, x, args.runs, args.warmup)
+                        row["python_ms"] += python_ms(EXPORTS_DIR / entry["file"], t, x, args.runs, args.warmup)
                     print(f"round {r + 1}/{args.rounds} {key}: median {np.median(ms):.2f} ms", flush=True)
         chromium_version = browser.version
     out_rows = []
@@ -278,7 +279,7 @@ def main(argv=None) -> None:
         threads = []
     if not threads or min(threads) < 1:
         raise UserError(f"--threads {args.threads}: give comma-separated positive counts, e.g. 1,2")
-    from model.safeio import guard_committed
+    from core.safeio import guard_committed
 
     if args.update_results and (args.out or args.doc):
         raise UserError("--update-results writes benchmarks/results/chromium_wasm.json and docs/web.md; drop --out/--doc")

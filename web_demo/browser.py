@@ -14,7 +14,7 @@ from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
-from model.errors import UserError
+from core.errors import UserError
 
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/lib/chromium-browser/chromium-browser")
 INSTALL_HINT = "install Debian's chromium (apt-get install chromium; bash run.sh test does it) or set AULUNET_CHROMIUM"

@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Union
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
-from model.errors import OutputError, UserError  # noqa: E402
-from model.safeio import OWNED_MANIFEST, OwnedFolder, atomic_write_text  # noqa: E402
+from core.paths import REPO  # noqa: E402
+
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
+from core.errors import OutputError, UserError  # noqa: E402
+from core.safeio import OWNED_MANIFEST, OwnedFolder, atomic_write_text  # noqa: E402
 from web_demo import models  # noqa: E402
 
 HERE = REPO / "web_demo"
@@ -69,7 +70,7 @@ def check_node_modules(node_modules: Path = NODE_MODULES) -> None:
 def model_entry(path: Path, fmt: str, quantize: Optional[str], verbose: bool = False) -> Dict:
     """The manifest's entry for one file (`quantize` None: as its metadata says)."""
     import runtimes
-    from model.preprocess import PREPROCESSING, SIZE_MULTIPLE
+    from core.preprocess import PREPROCESSING, SIZE_MULTIPLE
     from runtimes.onnx_backend import LEVEL_FOR_FLOAT, LEVEL_FOR_INT8
 
     with quiet(verbose):  # the runtimes' own start-up lines
@@ -99,8 +100,8 @@ def model_entry(path: Path, fmt: str, quantize: Optional[str], verbose: bool = F
 
 
 def input_checks() -> Dict:
-    """The photo checks of model/preprocess.py (too small, no contrast), for the page to repeat."""
-    import model.preprocess as pre
+    """The photo checks of core/preprocess.py (too small, no contrast), for the page to repeat."""
+    import core.preprocess as pre
 
     return {"min_image_side": getattr(pre, "MIN_IMAGE_SIDE", 0), "min_contrast": getattr(pre, "MIN_CONTRAST", 0)}
 
@@ -142,7 +143,7 @@ def legacy_build(out: Path, wanted: Iterable[str]) -> Optional[List[str]]:
 
 
 def open_site(out: Path, wanted: Iterable[str]) -> OwnedFolder:
-    """The site folder as build.py's own (rule 2 of model/safeio.py): refused when it holds files it did not make."""
+    """The site folder as build.py's own (rule 2 of core/safeio.py): refused when it holds files it did not make."""
     legacy = legacy_build(out, wanted) if out.is_dir() else None
     if legacy is not None:  # adopt the earlier build: from now on its manifest says what is ours
         atomic_write_text(out / OWNED_MANIFEST, json.dumps({"tool": TOOL, "files": legacy}, indent=1) + "\n")

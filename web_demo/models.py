@@ -1,7 +1,7 @@
 """Which exported files the web page offers, which one it opens by default, and which browser runtime runs each.
 
 The file names come from the toolkit's default checkpoint (`export.cli.DEFAULT_WEIGHTS`), its edge model
-(`model.shipped.EDGE_MODEL`, offered beside it) and the format table (`export.formats.FORMATS`): switching
+(`core.paths.EDGE_MODEL`, offered beside it) and the format table (`core.formats.FORMATS`): switching
 either model there switches the page too.
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from export.cli import DEFAULT_WEIGHTS, EXPORTS
-from export.formats import FORMATS
-from model.shipped import EDGE_MODEL
+from core.formats import FORMATS
+from core.paths import EDGE_MODEL
 
 STEM = DEFAULT_WEIGHTS.stem
-STEMS = (STEM, EDGE_MODEL)  # the default model's files first, then the edge model's (model/shipped.py)
+STEMS = (STEM, EDGE_MODEL)  # the default model's files first, then the edge model's (core/paths.py)
 
 # format key -> the browser runtime that runs its files (both on WebAssembly, CPU)
 RUNTIMES: Dict[str, str] = {"onnx": "onnxruntime-web", "tflite": "litert.js"}

@@ -8,14 +8,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
-from model.errors import UserError  # noqa: E402
+from core.paths import REPO, SHARED_DATA  # noqa: E402
 
-DEFAULT_PHOTO = REPO.parent / "shared" / "data" / "ph2" / "images" / "IMD002.jpg"
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, quiet, user_errors  # noqa: E402
+from core.errors import UserError  # noqa: E402
+
+DEFAULT_PHOTO = SHARED_DATA / "ph2" / "images" / "IMD002.jpg"
 
 
 @user_errors
@@ -32,7 +33,7 @@ def main(argv=None) -> None:
     p.add_argument("--site", default=str(DIST), help="where the site is assembled")
     add_verbose(p)
     args = p.parse_args(argv)
-    from model.safeio import atomic_copy, guard_committed
+    from core.safeio import atomic_copy, guard_committed
 
     photo = Path(args.photo)
     if args.update_results and args.out:

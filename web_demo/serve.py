@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Optional, Tuple
 from urllib.parse import unquote
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.clitools import ArgumentParser, HelpFormatter, user_errors  # noqa: E402
-from model.errors import UserError  # noqa: E402
+from core.clitools import ArgumentParser, HelpFormatter, user_errors  # noqa: E402
+from core.errors import UserError  # noqa: E402
 from web_demo.build import DIST, build, page_csp  # noqa: E402
 
 HEADERS = {

@@ -19,12 +19,14 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from model.clitools import ArgumentParser, add_verbose, quiet, user_errors  # noqa: E402
-from model.errors import ModelFileError, UserError  # noqa: E402
-from model.shipped import export_path  # noqa: E402
+from core.paths import REPO  # noqa: E402
+
+from core.clitools import ArgumentParser, add_verbose, quiet, user_errors  # noqa: E402
+from core.errors import ModelFileError, UserError  # noqa: E402
+from core.paths import export_path  # noqa: E402
 
 ASSETS = REPO / "android_demo" / "app" / "src" / "main" / "assets"
 MODEL_SPEC = REPO / "android_demo" / "core" / "src" / "main" / "java" / "org" / "aulunet" / "core" / "ModelSpec.java"
@@ -76,7 +78,7 @@ def check_model(model: Path, spec: Dict[str, str], verbose: bool = False) -> Dic
 def copy(model: Path = DEFAULT, assets: Path = ASSETS, update_results: bool = False, overwrite: bool = False,
          spec: Optional[Dict[str, str]] = None, verbose: bool = False) -> Path:
     """Check everything, then write both assets atomically; returns the .tflite's path in `assets`."""
-    from model.safeio import atomic_copy, atomic_write_text, check_replace, ensure_writable_dir, guard_committed
+    from core.safeio import atomic_copy, atomic_write_text, check_replace, ensure_writable_dir, guard_committed
 
     spec = spec or model_spec()
     meta = check_model(Path(model), spec, verbose)

@@ -1,6 +1,6 @@
 """Golden pairs for the app's Java core: `python android_demo/tools/make_golden.py OUT_DIR [--data DIR] [--count N]`.
 
-For each image: the RGB bytes as loaded (`NAME.rgb`, HxWx3 uint8), the model input that model/preprocess.py
+For each image: the RGB bytes as loaded (`NAME.rgb`, HxWx3 uint8), the model input that core/preprocess.py
 makes (`NAME.input`, 256x256x3 float32 NHWC, little-endian), the logits of the embedded INT8 .tflite run
 in LiteRT (`NAME.logits`, 256x256 float32), the probabilities at the image's size (`NAME.prob`) and the
 mask (`NAME.mask`, uint8 0/1); `index.txt` lists `NAME HEIGHT WIDTH SIZE`. The same images run through the
@@ -18,17 +18,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 
 import runtimes
-from model.clitools import ArgumentParser, add_verbose, check_ranges, quiet, user_errors
-from model.errors import DataError, ModelFileError, OutputError
-from model.preprocess import preprocess_image, probs_to_image_size, sigmoid
-from model.shipped import DEFAULT_DATA, EDGE_MODEL, export_path
+from core.clitools import ArgumentParser, add_verbose, check_ranges, quiet, user_errors
+from core.errors import DataError, ModelFileError, OutputError
+from core.preprocess import preprocess_image, probs_to_image_size, sigmoid
+from core.paths import DEFAULT_DATA, EDGE_MODEL, REPO, export_path
 
-APP = Path(__file__).resolve().parents[1]
+APP = REPO / "android_demo"
 MODEL = APP / "app" / "src" / "main" / "assets" / export_path("_int8.tflite").name  # the default model's INT8 file
 EDGE = MODEL.with_name(export_path("_int8.tflite", EDGE_MODEL).name)  # the edge model's, offered beside it
 
@@ -64,7 +65,7 @@ def orientation_files(stored: np.ndarray) -> dict:
 def write_cases(out: Path, images, model: Path = MODEL, extra: dict = None, edge: Path = EDGE) -> None:
     """Golden files of `images` ((name, RGB uint8) pairs) through `model` and, named NAME_edge, through `edge`,
     plus `extra` {name: bytes}, in `out`, a folder this tool owns (OwnedFolder)."""
-    from model.safeio import OwnedFolder
+    from core.safeio import OwnedFolder
 
     segs = [(runtimes.load(model, threads=1), ""), (runtimes.load(edge, threads=1), "_edge")]
     folder = OwnedFolder(out, TOOL, "OUT_DIR")  # before any work: a folder of someone else's files is refused

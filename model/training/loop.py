@@ -22,15 +22,15 @@ import torch
 from model import ddp
 from model.aulunet import get_config, model_name
 from model.data import open_dataset
-from model.errors import DataError, UserError
+from core.errors import DataError, UserError
+from core.metrics import POOLED_KEYS
+from core.paths import REPO
 from model.gpu_data import N_PARAMS, DeviceData, draw_aug_params
-from model.safeio import ensure_writable_dir
+from core.safeio import ensure_writable_dir
 from model.training.engines import Fleet, resolve_engine
 from model.training.options import check_batches, check_numbers, lr_at, parse_seeds, pick_device
 from model.training.runfolder import RunFolder, check_resume_data, default_out, run_meta
 
-REPO = Path(__file__).resolve().parents[2]
-BEST_KEYS = ("dsc", "miou", "accuracy", "specificity", "sensitivity", "n_images")
 
 
 def draw_epoch(gens: Sequence[torch.Generator], n: int, batch: int, p_rotate: float = 0.5):
@@ -186,7 +186,7 @@ def _loop(args, name, seeds, dist, device, engine, folder, ck, ds, train, val, n
                 histories[i].append({"epoch": epoch + 1, "lr": lr, "loss": epoch_loss[i], "val_dsc": v["dsc"],
                                      "val_miou": v["miou"], "seconds": seconds})
                 if v["dsc"] > bests[i]["dsc"]:
-                    bests[i] = {**{key: v[key] for key in BEST_KEYS}, "epoch": epoch + 1}
+                    bests[i] = {**{key: v[key] for key in POOLED_KEYS + ('n_images',)}, "epoch": epoch + 1}
                     states_now = states_now or fleet.seed_states()
                     best_states[i] = states_now[i]
         last = epoch + 1 >= args.epochs

@@ -8,9 +8,9 @@ from typing import List
 
 import torch
 
-from model.clitools import check_threads
-from model.errors import UserError
-from model.preprocess import SIZE_MULTIPLE
+from core.clitools import check_threads
+from core.errors import UserError
+from core.preprocess import SIZE_MULTIPLE
 
 # At most this many seeds at once: the stacked network, its optimizer state and the per-seed folders grow with K
 # (64 is far above the paper's 5; a range such as 0-1000000000 is a typo, not a plan).

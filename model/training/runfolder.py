@@ -20,9 +20,11 @@ from typing import Dict, List
 import torch
 
 from model.aulunet import model_name
-from model.checkpoint import FORMAT, TOOLKIT_VERSION, atomic_write_text, load_checkpoint, save_atomic
-from model.errors import CheckpointError, DataError, UserError
-from model.preprocess import PREPROCESSING, THRESHOLD
+from core.metadata import TOOLKIT_VERSION
+from core.safeio import atomic_write_text
+from model.checkpoint import FORMAT, load_checkpoint, save_atomic
+from core.errors import CheckpointError, DataError, UserError
+from core.preprocess import PREPROCESSING, THRESHOLD
 from model.training.options import RESUME_MAY_CHANGE, RUN_CONTROL_ARGS
 
 FLEET_FORMAT = "aulunet-fleet/1"

@@ -1,5 +1,5 @@
 """What a fleet is trained and selected on: each seed's loss (model/losses.py's BCE + Dice, called per seed)
-and each seed's pooled metrics (model/metrics.py's PooledMetrics, fed confusion counts taken on the device)."""
+and each seed's pooled metrics (core/metrics.py's PooledMetrics, fed confusion counts taken on the device)."""
 from __future__ import annotations
 
 from typing import Dict, List, Sequence
@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from model.aulunet import AULUNet
 from model.losses import bce_dice_loss
-from model.metrics import PooledMetrics
+from core.metrics import PooledMetrics
 from model.training.network import stack_models
 
 

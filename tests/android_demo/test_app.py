@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import runtimes
-from model.checkpoint import file_sha256
+from core.safeio import file_sha256
 from tests.conftest import REPO
 
 APP = REPO / "android_demo"
@@ -56,11 +56,11 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
 
 @pytest.mark.parametrize("prefix,model", [("", "DEFAULT_MODEL"), ("EDGE_", "EDGE_MODEL")])
 def test_embedded_model_is_the_exported_one(prefix, model):
-    import model.shipped as shipped
+    import core.paths as shipped
 
     s = spec()
     name = getattr(shipped, model)
-    assert s[f"{prefix}ASSET"] == f"{name}_int8.tflite", f"the app must embed model/shipped.py's {model}"
+    assert s[f"{prefix}ASSET"] == f"{name}_int8.tflite", f"the app must embed core/paths.py's {model}"
     assert s[f"{prefix}METADATA_ASSET"] == f"{name}_int8.json"
     asset = ASSETS / s[f"{prefix}ASSET"]
     exported = REPO / "exports" / s[f"{prefix}ASSET"]

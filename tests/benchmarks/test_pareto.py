@@ -4,7 +4,7 @@ import json
 import pytest
 
 from benchmarks import pareto
-from model.shipped import WEIGHTS_DIR
+from core.paths import WEIGHTS_DIR
 
 REF, EDGE = "aulunet_v3_isic2018", "aulunet_v3_in128_isic2018"
 

@@ -15,8 +15,9 @@ from export import all as export_all
 from export import cli
 from export.cli import run
 from export.to_onnx import build as onnx_build
-from model.checkpoint import file_sha256, load_checkpoint
-from model.errors import InputError
+from core.safeio import file_sha256
+from model.checkpoint import load_checkpoint
+from core.errors import InputError
 from tests.conftest import REPO
 
 pytest.importorskip("onnxruntime")
@@ -69,7 +70,7 @@ def test_out_inside_committed_exports_is_refused_without_the_flag(shipped, targe
 @pytest.mark.parametrize("fmt,blocked", [("onnx", "m.onnx"), ("onnx", "m.onnx.numerics.json"), ("openvino", "m.bin"),
                                          ("openvino", "m.xml.numerics.json")])
 def test_a_folder_in_the_way_is_refused_before_exporting(shipped, tmp_path, fmt, blocked):
-    from export.formats import FORMATS
+    from core.formats import FORMATS
 
     (tmp_path / blocked).mkdir()
     out = tmp_path / f"m{FORMATS[fmt].suffix}"
@@ -167,8 +168,8 @@ def test_evaluate_scores_a_smaller_model_on_the_protocols_grid(ckpt64):
     to the grid, and the result equals scoring those resized maps by hand."""
     from model.data import load_arrays, open_dataset
     from model.evaluate import evaluate_samples
-    from model.metrics import PooledMetrics
-    from model.preprocess import resize_bilinear
+    from core.metrics import PooledMetrics
+    from core.preprocess import resize_bilinear
 
     seg = runtimes.load(ckpt64, threads=1)
     samples = open_dataset(ckpt64.parent.parent / "data").samples[:3]
@@ -233,10 +234,10 @@ def test_output_folder_that_cannot_be_created(shipped, tmp_path):
 
 def test_read_only_folder_is_one_line_and_leaves_nothing(shipped, nodata_ckpt, tmp_path, monkeypatch):
     """Root ignores chmod, so the refusal is simulated where the OS gives it: at the check, and mid-write."""
-    import model.safeio
+    import core.safeio
 
     real_access = os.access
-    monkeypatch.setattr(model.safeio.os, "access", lambda p, m: False if str(p) == str(tmp_path / "ro") else real_access(p, m))
+    monkeypatch.setattr(core.safeio.os, "access", lambda p, m: False if str(p) == str(tmp_path / "ro") else real_access(p, m))
     (tmp_path / "ro").mkdir()
     with pytest.raises(SystemExit, match=r"ro: folder is not writable; pass --out with a writable location"):
         run("onnx", onnx_build, ["--weights", str(shipped), "--out", str(tmp_path / "ro" / "m.onnx")])
@@ -283,7 +284,7 @@ def test_stale_temporaries_of_a_killed_export_are_removed(nodata_ckpt, tmp_path)
     run("onnx", onnx_build, ["--weights", str(nodata_ckpt), "--out", str(tmp_path / "m.onnx"), "--eval-count", "1"])
     assert not stale[0].exists() and mine.exists()
     assert (tmp_path / "m.onnx").is_file()
-    from model.safeio import atomic_write_text, clean_stale_temps, temp_prefix
+    from core.safeio import atomic_write_text, clean_stale_temps, temp_prefix
 
     atomic_write_text(tmp_path / "m.numerics.json", "{}")  # the next atomic write of a file clears its own
     assert not stale[1].exists()
@@ -315,5 +316,5 @@ def test_help_of_the_export_entry_points():
     p = _cli("export/to_tflite.py", "--help")
     assert p.returncode == 0 and "output file, its name ending in .tflite" in " ".join(p.stdout.split())
     p = _cli("export/cli.py", "coreml")
-    # argparse errors take the toolkit's one-line form (model.clitools.ArgumentParser): exit 1, no usage block
+    # argparse errors take the toolkit's one-line form (core.clitools.ArgumentParser): exit 1, no usage block
     assert p.returncode == 1 and "invalid choice: 'coreml'" in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import runtimes
-from model.checkpoint import file_sha256
+from core.safeio import file_sha256
 
 pytest.importorskip("executorch")
 from export.cli import run  # noqa: E402

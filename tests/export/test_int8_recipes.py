@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from export import int8_recipes as ir
-from export.formats import FORMATS
-from model.checkpoint import file_sha256
+from core.formats import FORMATS
+from export import exporter
+from core.safeio import file_sha256
 from tests.conftest import REPO
 
 EXPORTS = REPO / "exports"
@@ -28,9 +29,9 @@ def test_recipe_table_agrees_with_the_format_table():
         assert shipped[0].params == {}, key
     for r in ir.RECIPES:
         assert r.name.startswith(r.format + "-") and r.description
-        quantize = FORMATS[r.format].exporter().quantize_int8
+        quantize = exporter(FORMATS[r.format]).quantize_int8
         inspect.signature(quantize).bind(*[None] * (3 if r.format == "onnx" else 2), **r.params)  # every param is accepted
-        assert "recipe" in inspect.signature(FORMATS[r.format].exporter().build).parameters
+        assert "recipe" in inspect.signature(exporter(FORMATS[r.format]).build).parameters
 
 
 def test_bad_recipes_and_formats_are_one_line_errors(tmp_path):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import runtimes
-from export.formats import FORMATS, for_path, model_files
-from model.checkpoint import file_sha256
+from core.formats import FORMATS, for_path, model_files
+from core.safeio import file_sha256
 
 pytest.importorskip("ncnn")
 pytest.importorskip("pnnx")

@@ -7,11 +7,11 @@ import pytest
 import runtimes
 from tests.conftest import export_every_quantization
 from export.cli import EXPORTS
-from export.formats import FORMATS, for_path, markdown_table
+from core.formats import FORMATS, for_path, markdown_table
 from export.parity import GATES, check_gates, compare
 from export.to_onnx import build
 from export.cli import run
-from model.checkpoint import file_sha256
+from core.safeio import file_sha256
 
 pytest.importorskip("onnxruntime")
 
@@ -138,13 +138,25 @@ def test_bad_inputs(tmp_path, shipped, ph2):
 
 
 def test_format_table_drives_runtimes():
-    assert set(runtimes.BACKENDS) == {f.suffix for f in FORMATS.values()}
+    """Every row of core/formats.py opens in runtimes.load: the torch-free backends from the table itself, the
+    .pt one registered by the model package (this module imports model), each the class its row names."""
+    import importlib
+
+    import model  # noqa: F401  (registers the .pt backend)
+
+    assert set(runtimes.BACKENDS) | set(runtimes.REGISTERED) == {f.suffix for f in FORMATS.values()}
+    assert not set(runtimes.BACKENDS) & set(runtimes.REGISTERED)
+    for f in FORMATS.values():
+        module, cls = f.backend.split(":")
+        assert (module.split(".")[0] == "runtimes") == (f.suffix in runtimes.BACKENDS), f.key
+        if f.suffix in runtimes.REGISTERED:
+            assert runtimes.REGISTERED[f.suffix] is getattr(importlib.import_module(module), cls)
     assert "`export/to_onnx.py`" in markdown_table()
 
 
 @pytest.mark.slow
 def test_committed_exports_match_shipped_checkpoint(shipped):
-    from model.shipped import DEFAULT_MODEL, SHIPPED, WEIGHTS_DIR
+    from core.paths import DEFAULT_MODEL, SHIPPED, WEIGHTS_DIR
 
     files = sorted(f for fmt in FORMATS.values() if fmt.key != "torch" for f in EXPORTS.glob(f"*{fmt.suffix}"))
     for model in {DEFAULT_MODEL, shipped.stem}:  # the default model's and the pinned PH2 model's

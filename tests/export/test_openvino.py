@@ -6,7 +6,7 @@ import pytest
 
 import runtimes
 from tests.conftest import REPO, export_every_quantization
-from model.checkpoint import file_sha256
+from core.safeio import file_sha256
 
 pytest.importorskip("openvino")
 from export.to_openvino import build  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 
 import runtimes
 from tests.conftest import export_every_quantization
-from model.checkpoint import file_sha256
+from core.safeio import file_sha256
 
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("litert_torch")

@@ -7,7 +7,7 @@ import torch
 
 import runtimes
 from model.checkpoint import CheckpointError, load_checkpoint
-from model.errors import ModelFileError
+from core.errors import ModelFileError
 from tests.conftest import REPO
 
 EXPORTS = REPO / "exports"

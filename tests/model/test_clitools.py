@@ -1,4 +1,4 @@
-"""model/clitools.py: argparse errors in the toolkit's one-line form, the thread-count check, and --help of every
+"""core/clitools.py: argparse errors in the toolkit's one-line form, the thread-count check, and --help of every
 command-line entry point: each flag says what it does and its default, and argparse's errors are one line."""
 import argparse
 import os
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from model.clitools import ArgumentParser, HelpFormatter, check_threads
-from model.errors import UserError
+from core.clitools import ArgumentParser, HelpFormatter, check_threads
+from core.errors import UserError
 from tests.conftest import REPO
 
 CORES = os.cpu_count() or 1
@@ -108,11 +108,11 @@ def test_entry_points_are_discovered():
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_a_bad_flag_is_one_line_and_exit_1(entry, monkeypatch):
     """argparse's own errors (unknown flag, bad value) take the toolkit's form: one line, exit code 1."""
-    from model.clitools import ArgumentParser
+    from core.clitools import ArgumentParser
 
     parser = parser_of(entry, monkeypatch)
     monkeypatch.undo()
-    assert isinstance(parser, ArgumentParser), f"{entry}: builds a plain argparse parser; use model.clitools.ArgumentParser"
+    assert isinstance(parser, ArgumentParser), f"{entry}: builds a plain argparse parser; use core.clitools.ArgumentParser"
     with pytest.raises(SystemExit) as e:
         parser.parse_args(["--no-such-flag"])
     msg = str(e.value.code)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from model.data import DataError, deterministic_split, detect_layout, load_arrays, load_mask, load_rgb, open_dataset
-from model.preprocess import MIN_CONTRAST, MIN_IMAGE_SIDE
+from core.preprocess import MIN_CONTRAST, MIN_IMAGE_SIDE
 from tests.conftest import lesion_pair, make_generic, save_png
 
 
@@ -193,7 +193,7 @@ def _grey_versions(tmp_path):
 def test_sixteen_bit_grey_is_scaled_by_its_bit_depth_not_clipped(tmp_path):
     """10-bit grey in a 16-bit PNG clipped 97% of its pixels to 255 (Dice 0.43 against 0.91), and full-range
     16-bit grey was refused for 'no contrast (255..255)'. Both now read as the 8-bit grey they hold."""
-    from model.preprocess import preprocess_image
+    from core.preprocess import preprocess_image
     grey8, files = _grey_versions(tmp_path)
     with pytest.warns(UserWarning, match=r"g8\.png: L image converted to RGB"):
         want = load_rgb(files["8"])

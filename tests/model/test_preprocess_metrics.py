@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.metrics import PooledMetrics, confusion, scores, thresholded_jaccard
-from model.preprocess import PREPROCESSING, minmax_scale, preprocess_image, preprocess_mask, resize_bilinear, resize_nearest
+from core.metrics import PooledMetrics, confusion, scores, thresholded_jaccard
+from core.preprocess import PREPROCESSING, minmax_scale, preprocess_image, preprocess_mask, resize_bilinear, resize_nearest
 
 
 @pytest.mark.parametrize("shape,size", [((572, 765), (256, 256)), ((40, 30), (256, 256)), ((256, 256), (256, 256)), ((97, 211), (64, 80))])
@@ -94,7 +94,7 @@ def test_no_images_is_no_score():
 
 def test_high_depth_to_uint8_rules():
     """Grey images of more than 8 bits: the smallest common depth holding the brightest value (issue 18)."""
-    from model.preprocess import high_depth_to_uint8
+    from core.preprocess import high_depth_to_uint8
     assert high_depth_to_uint8(np.array([[0, 1023]], np.uint16))[1] == 10
     assert high_depth_to_uint8(np.array([[0, 4000]], np.uint16))[1] == 12
     assert high_depth_to_uint8(np.array([[0, 65535]], np.uint16))[0].tolist() == [[0, 255]]

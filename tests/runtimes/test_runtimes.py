@@ -1,11 +1,13 @@
-"""runtimes.load and Segmenter.run / predict on bad input (issue 11): the right answer or one line."""
+"""runtimes.load and Segmenter.run / predict on bad input: the right answer or one line."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import runtimes
-from model.errors import InputError, ModelFileError
+from core.errors import InputError, ModelFileError
 from tests.conftest import REPO, foreign_onnx
 from tests.model.test_checkpoint import BAD_HEADERS
 
@@ -156,7 +158,7 @@ def test_run_refuses_unpreprocessed_values(seg):
     """0..255 floats ran before (foreground 0.348 instead of 0.005); the metadata's range is [0, 1]."""
     x = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
     with pytest.raises(InputError, match=r"aulunet_v3_ph2\.onnx: run\(\) takes the preprocessed batch, values in \[0, 1\], "
-                                         r"got 0\.\d+\.\.25\d\.?\d*; preprocess with model\.preprocess\.preprocess_image "
+                                         r"got 0\.\d+\.\.25\d\.?\d*; preprocess with core\.preprocess\.preprocess_image "
                                          r"\(or pass the uint8 photo to predict\(\)\)"):
         seg.run(x * 255)
     with pytest.raises(InputError, match=r"values in \[0, 1\], got -0\.5"):
@@ -197,3 +199,45 @@ def test_export_metadata_out_of_bounds_is_refused(tmp_path, key, change, message
     onnx.save(m, str(tmp_path / "bad.onnx"))
     with pytest.raises(ModelFileError, match=rf"bad\.onnx: bad 'aulunet' metadata: .*{message}.*; re-export it with export/to_onnx\.py"):
         runtimes.load(tmp_path / "bad.onnx")
+
+
+def test_pt_backend_is_registered_by_the_model_package_and_says_so_when_it_is_not():
+    """runtimes/ sits below model/ (docs/architecture.md): importing it pulls neither model nor torch, and a .pt
+    without the model package imported is one line naming the fix; with it, the file runs."""
+    code = ("import sys, runtimes\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('model', 'export', 'torch')))\n"
+            "try:\n"
+            "    runtimes.load(sys.argv[1])\n"
+            "except runtimes.ModelFileError as e:\n"
+            "    print(e)\n"
+            "import model\n"
+            "print(type(runtimes.load(sys.argv[1])).__name__)\n")
+    weights = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
+    proc = subprocess.run([sys.executable, "-c", code, str(weights)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-800:]
+    loaded, message, cls = proc.stdout.splitlines()
+    assert loaded == "[]"
+    assert message == (f"{weights}: PyTorch files need the backend model.torch_segmenter:TorchSegmenter, registered by "
+                       f"its package: `import model` first (it needs torch), or export the file to a torch-free format")
+    assert cls == "TorchSegmenter"
+
+
+def test_pt_backend_is_registered_by_the_model_package_and_says_so_when_it_is_not():
+    """runtimes/ sits below model/ (docs/architecture.md): importing it pulls neither model nor torch, and a .pt
+    without the model package imported is one line naming the fix; with it, the file runs."""
+    code = ("import sys, runtimes\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('model', 'export', 'torch')))\n"
+            "try:\n"
+            "    runtimes.load(sys.argv[1])\n"
+            "except runtimes.ModelFileError as e:\n"
+            "    print(e)\n"
+            "import model\n"
+            "print(type(runtimes.load(sys.argv[1])).__name__)\n")
+    weights = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
+    proc = subprocess.run([sys.executable, "-c", code, str(weights)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-800:]
+    loaded, message, cls = proc.stdout.splitlines()
+    assert loaded == "[]"
+    assert message == (f"{weights}: PyTorch files need the backend model.torch_segmenter:TorchSegmenter, registered by "
+                       f"its package: `import model` first (it needs torch), or export the file to a torch-free format")
+    assert cls == "TorchSegmenter"

@@ -2,7 +2,7 @@
 import numpy as np
 
 import runtimes
-from model.preprocess import preprocess_image
+from core.preprocess import preprocess_image
 from tests.conftest import REPO
 
 ONNX = REPO / "exports" / "aulunet_v3_ph2.onnx"

@@ -9,7 +9,7 @@ import pytest
 
 import runtimes
 from model.data import EXIF_ORIENTATION, ORIENTATIONS, load_rgb, open_dataset
-from model.preprocess import preprocess_image
+from core.preprocess import preprocess_image
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -15,7 +15,7 @@ import pytest
 
 import runtimes
 from model.data import load_rgb, open_dataset
-from model.preprocess import preprocess_image
+from core.preprocess import preprocess_image
 from tests.conftest import REPO, WEB_SETUP_HINT as SETUP_HINT
 
 WEB = REPO / "web_demo"
@@ -136,7 +136,7 @@ def test_build_into_a_checkout_is_refused_and_changes_nothing(tmp_path):
 
 
 def test_rebuild_removes_only_the_stale_files_it_made(tmp_path):
-    from model.safeio import OWNED_MANIFEST
+    from core.safeio import OWNED_MANIFEST
     from web_demo.build import build
 
     out = tmp_path / "site"
@@ -160,7 +160,7 @@ def test_rebuild_removes_only_the_stale_files_it_made(tmp_path):
 
 
 def test_build_refuses_a_file_of_the_users_where_it_would_write(tmp_path):
-    from model.errors import OutputError
+    from core.errors import OutputError
     from web_demo.build import build
 
     out = tmp_path / "site"
@@ -176,8 +176,8 @@ def test_build_refuses_a_file_of_the_users_where_it_would_write(tmp_path):
 def test_an_earlier_build_in_the_default_folder_is_adopted_and_a_foreign_file_refused(tmp_path, monkeypatch):
     """web_demo/dist/ (git-ignored) was built before manifests existed: kept working when it holds only the
     build's own files; with anything else in it, refused like any other folder."""
-    from model.errors import OutputError
-    from model.safeio import OWNED_MANIFEST
+    from core.errors import OutputError
+    from core.safeio import OWNED_MANIFEST
     from web_demo import build as b
 
     dist = tmp_path / "dist"
@@ -295,7 +295,7 @@ def test_page_masks_match_python_runtimes(site, browser, photos):
     from web_demo.browser import Page
 
     url, manifest = site
-    from model.shipped import DEFAULT_MODEL, EDGE_MODEL
+    from core.paths import DEFAULT_MODEL, EDGE_MODEL
 
     rgbs = {p: load_rgb(p) for p in photos}
     assert {m["quantize"] for m in manifest["models"]} == {"none", "int8"}

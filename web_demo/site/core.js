@@ -1,4 +1,4 @@
-// The toolkit's preprocessing and postprocessing (model/preprocess.py), in plain JavaScript with no DOM:
+// The toolkit's preprocessing and postprocessing (core/preprocess.py), in plain JavaScript with no DOM:
 // the page uses it in the browser and tests/web_demo/test_site.py checks it under Node against the same Python
 // golden pairs as the Android core (android_demo/tools/make_golden.py).
 //
@@ -65,7 +65,7 @@ export function minMaxScale(x) {
 }
 
 /**
- * Why a photo cannot be segmented (model/preprocess.py's image_problem: too small, or no contrast), or null.
+ * Why a photo cannot be segmented (core/preprocess.py's image_problem: too small, or no contrast), or null.
  * `checks` is the manifest's {min_image_side, min_contrast}.
  */
 export function imageProblem(pixels, height, width, stride, checks) {

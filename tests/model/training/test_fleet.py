@@ -25,8 +25,8 @@ from model.checkpoint import load_checkpoint, model_from_checkpoint
 from model.data import load_arrays, open_dataset
 from model.gpu_data import DeviceData, apply_aug, draw_aug_params
 from model.losses import bce_dice_loss
-from model.errors import UserError
-from model.metrics import PooledMetrics
+from core.errors import UserError
+from core.metrics import REPORTED_KEYS, PooledMetrics
 from model.train import main as train_main
 from model.training.network import stack_models, unstack_state
 from model.training.options import parse_seeds
@@ -118,7 +118,7 @@ def test_stacked_evaluation_equals_evaluate_arrays(shipped, ph2):
         assert ref["dsc"] > 0.8 and g["n_images"] == ref["n_images"] == 6
         # grouped vs plain convolutions: float32 logits ~3e-5 relative apart, so only pixels with |logit| < ~1e-4
         # can flip (expected: < 1 of the 98,304); one flip moves a score by ~1e-5 to 3e-5: abs 1e-4 is >= 3 flips
-        for k in ("dsc", "miou", "accuracy", "specificity", "sensitivity", "mean_image_dsc"):
+        for k in REPORTED_KEYS:
             assert g[k] == pytest.approx(ref[k], abs=1e-4), k
     assert got[0]["confusion"] != got[1]["confusion"]
 
@@ -281,12 +281,12 @@ def test_k_seed_cli_errors(ph2, tmp_path):
     with pytest.raises(SystemExit, match="has no 'train_args' .* cannot be resumed"):
         train_main(_run(tmp_path / "c", "--seeds", "0,1", "--engine", "eager", "--epochs", "1", "--resume", data=ph2))
 
-    import model.safeio  # root ignores chmod: the refusal is simulated where the OS gives it (tests/test_errors_export.py)
+    import core.safeio  # root ignores chmod: the refusal is simulated where the OS gives it (tests/test_errors_export.py)
 
     real_access = os.access
     (tmp_path / "ro").mkdir()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(model.safeio.os, "access", lambda p, m: False if str(p) == str(tmp_path / "ro") else real_access(p, m))
+        mp.setattr(core.safeio.os, "access", lambda p, m: False if str(p) == str(tmp_path / "ro") else real_access(p, m))
         with pytest.raises(SystemExit, match=r"^error: .*ro: folder is not writable; pass --out with a writable location"):
             train_main(_run(tmp_path / "ro", "--seeds", "0,1", "--engine", "eager", "--epochs", "1", data=ph2))
     assert not list((tmp_path / "ro").iterdir())

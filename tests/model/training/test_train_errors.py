@@ -105,7 +105,7 @@ def test_bad_run_arguments_are_one_line_and_leave_no_folder(tmp_path, extra, mes
 def test_no_gpu_is_one_line_from_the_library_function():
     import torch
 
-    from model.errors import UserError
+    from core.errors import UserError
     from model.training.options import pick_device
 
     with pytest.raises(UserError, match="--device foo: not a device"):

@@ -1,7 +1,7 @@
 package org.aulunet.core;
 
 /**
- * The toolkit's preprocessing (model/preprocess.py), with no Android dependency:
+ * The toolkit's preprocessing (core/preprocess.py), with no Android dependency:
  * RGB bytes -> bilinear resize with half-pixel centres and no antialiasing (source coordinates clamped
  * to the image) -> per-image min-max over all pixels and channels to [0, 1] (a constant image becomes
  * zeros) -> float32 NHWC (height, width, RGB), ready for the .tflite input.

@@ -15,6 +15,12 @@ import numpy as np
 
 ISIC_JACCARD_THRESHOLD = 0.65
 
+# The metric keys, named once: every result file, table and checkpoint picks its columns from these.
+POOLED_KEYS = ("dsc", "miou", "accuracy", "specificity", "sensitivity")   # scores() of one pooled confusion matrix
+REPORTED_KEYS = POOLED_KEYS + ("mean_image_dsc",)                        # what exports, demos and tables report
+ISIC_KEYS = ("jaccard_mean", "thresholded_jaccard")                      # ISIC's per-image figures
+RESULT_KEYS = ("n_images",) + REPORTED_KEYS + ISIC_KEYS                   # every number PooledMetrics.result() gives
+
 
 def confusion(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """[tn, fp, fn, tp] as int64 for boolean-like arrays of equal shape."""

@@ -1,9 +1,15 @@
-"""PyTorch backend: a checkpoint written by model/train.py (the only backend that imports torch)."""
+"""The .pt backend of runtimes.load: a checkpoint written by model/train.py, run in PyTorch.
+
+It lives here, not in runtimes/, because it needs the network (model/aulunet.py) and torch, and runtimes/
+sits below model/ (docs/architecture.md). model/__init__.py registers it with `runtimes.register`, so any
+`import model...` makes `runtimes.load("x.pt")` work; torch itself is imported only when a .pt is loaded.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from .base import ModelFileError, Segmenter
+from core.errors import ModelFileError
+from runtimes.base import Segmenter
 
 
 class TorchSegmenter(Segmenter):

@@ -1,4 +1,5 @@
-"""The table of export formats. The CLIs, the parity gates, runtimes.load and the docs read it."""
+"""The table of model-file formats. The exporters' CLIs, the parity gates, runtimes.load, the benchmarks and the
+docs read it; adding a format starts with a row here (docs/architecture.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ class Format:
     title: str                  # for tables
     suffix: str                 # how the file name ends (".onnx", ".ncnn.param"); runtimes.load dispatches on it
     script: str                 # exporter entry point
-    backend: str                # "module:Class" of the runtimes backend
+    backend: str                # "module:Class" of its Segmenter: runtimes/ for every torch-free format; the
+                                # .pt one lives in model/ and registers itself (runtimes.register)
     quantize: Tuple[str, ...]   # supported --quantize values
     runtime_packages: Tuple[str, ...]
     companions: Tuple[str, ...] = ()  # suffixes of files that travel with the model file (.bin beside .xml)
@@ -25,12 +27,6 @@ class Format:
     def filename(self, stem: str, quantize: str) -> str:
         return f"{stem}{'' if quantize == 'none' else '_' + quantize}{self.suffix}"
 
-    def exporter(self):
-        """The exporter module (export/to_<format>.py); its build() writes one file."""
-        import importlib
-
-        return importlib.import_module(f"export.{Path(self.script).stem}")
-
 
 # every package an export's numbers can depend on: recorded in each numerics JSON and recipe table
 EXPORT_PACKAGES = ("onnx", "onnxsim", "onnxconverter-common", "openvino", "nncf", "litert-torch", "ai-edge-litert",
@@ -38,7 +34,7 @@ EXPORT_PACKAGES = ("onnx", "onnxsim", "onnxconverter-common", "openvino", "nncf"
 
 
 FORMATS: Dict[str, Format] = {
-    "torch": Format("torch", "PyTorch", ".pt", "model/train.py", "runtimes.torch_backend:TorchSegmenter", ("none",), ("torch",)),
+    "torch": Format("torch", "PyTorch", ".pt", "model/train.py", "model.torch_segmenter:TorchSegmenter", ("none",), ("torch",)),
     "onnx": Format("onnx", "ONNX Runtime", ".onnx", "export/to_onnx.py", "runtimes.onnx_backend:OnnxSegmenter",
                    ("none", "fp16", "int8"), ("onnxruntime",)),
     "openvino": Format("openvino", "OpenVINO", ".xml", "export/to_openvino.py",

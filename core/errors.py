@@ -2,7 +2,7 @@
 
 Every error a user can cause by what they pass (a file, a folder, an argument) is a `UserError`: its
 message is one line that names the file or argument and the fix. CLIs turn it into `error: <message>`
-and exit code 1 (model/clitools.py); anything else that escapes is a bug and keeps its traceback.
+and exit code 1 (core/clitools.py); anything else that escapes is a bug and keeps its traceback.
 """
 from __future__ import annotations
 

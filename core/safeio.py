@@ -14,6 +14,18 @@ from pathlib import Path
 from typing import List
 
 from .errors import OutputError
+from .paths import REPO as REPO_ROOT
+
+
+def file_sha256(path) -> str:
+    """The sha256 of a file's bytes, hex (read in 1 MiB chunks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def pid_alive(pid: int) -> bool:
@@ -118,7 +130,6 @@ def atomic_write_text(path, text: str) -> None:
 #      user asks with the tool's flag (--update-results, --save); by default results go under outputs/
 #      (guard_committed).
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_RESULT_DIRS = ("exports", "benchmarks/results", "model/weights", "docs", "android_demo/app", "web_demo/site")
 OWNED_MANIFEST = ".aulunet-owned.json"
 

@@ -1,4 +1,8 @@
-"""The shipped checkpoints, and the one every command uses by default (stdlib only).
+"""Where things are (stdlib only): the repository, the data, the weights, the exports, the outputs; the shipped
+checkpoints and the one every command uses by default.
+
+Every module finds the repository through REPO here (scripts put it on sys.path with the one idiom of
+docs/architecture.md, then import this).
 
 Change DEFAULT_MODEL here, and only here, to switch the default of `bash run.sh`, evaluate, the
 exporters, the benchmarks and the demos' tools; its dataset comes with it (the folder of that name
@@ -10,8 +14,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = REPO / "model" / "weights"
-EXPORTS_DIR = REPO / "exports"
-SHARED_DATA = REPO.parent / "shared" / "data"
+EXPORTS_DIR = REPO / "exports"            # the committed exports (docs, demos and benchmarks read them)
+OUTPUTS = REPO / "outputs"                # what runs write by default (git-ignored; core/safeio.py, rule 3)
+SHARED_DATA = REPO.parent / "shared" / "data"  # the data root: ../shared/data/<dataset>
 
 # model name -> the dataset (folder under ../shared/data) it was trained and selected on
 SHIPPED = {
