@@ -262,14 +262,10 @@ def formats() -> str:
 
 def exports(model: Optional[str] = None) -> str:
     """The table of one model's committed exports, from each file's numerics JSON, in format-table order."""
-    from export.all import summary_markdown
-    from core.formats import FORMATS
+    from export.all import summary_markdown, summary_rows
     from core.paths import DEFAULT_MODEL
 
-    model = model or DEFAULT_MODEL
-    rows = [_json(EXPORTS / f"{fmt.filename(model, q)}.numerics.json") for fmt in FORMATS.values() if fmt.key != "torch"
-            for q in fmt.quantize]
-    rows = [r for r in rows if r]
+    rows = summary_rows(EXPORTS, model or DEFAULT_MODEL)
     return summary_markdown(rows) if rows else PENDING
 
 

@@ -42,6 +42,33 @@ def summary_markdown(rows: List[Dict]) -> str:
     return "\n".join(lines)
 
 
+def summary_rows(folder: Path, stem: str) -> List[Dict]:
+    """The numerics JSON of every exported file of `stem` in `folder`, in format-table order."""
+    rows = []
+    for fmt in FORMATS.values():
+        for q in fmt.quantize if fmt.key in EXPORTABLE else ():
+            n = folder / f"{fmt.filename(stem, q)}.numerics.json"
+            if n.is_file():
+                rows.append(json.loads(n.read_text()))
+    return rows
+
+
+def rebuild_summary(args) -> List[Dict]:
+    from core.errors import UserError
+    from core.safeio import atomic_write_text, guard_committed
+
+    out, stem = Path(args.out or (EXPORTS if args.update_results else OUTPUTS)), Path(args.weights).stem
+    rows = summary_rows(out, stem)
+    if not rows:
+        raise UserError(f"--out {out}: no numerics JSON of {stem} there; export it first (python export/all.py)")
+    for ext in (".json", ".md"):
+        guard_committed(summary_path(out, stem, ext), UPDATE_FLAG, args.update_results, "pass --out under outputs/")
+    atomic_write_text(summary_path(out, stem, ".json"), json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(summary_path(out, stem, ".md"), summary_markdown(rows) + "\n")
+    print(f"wrote {summary_path(out, stem, '.md')} ({len(rows)} files)")
+    return rows
+
+
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     from core.clitools import ArgumentParser, HelpFormatter, add_verbose
 
@@ -59,8 +86,15 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
                         "not here, synthetic images, with a note). A path that does not exist is an error")
     p.add_argument("--calib", default=None, help="INT8 calibration images (default: the checkpoint's training split; "
                                                  "INT8 is skipped with a note when neither is here)")
+    p.add_argument("--summary-only", action="store_true",
+                   help="export nothing: rebuild <model>.summary.json/.md in --out from the numerics JSON of the files "
+                        "there (after re-exporting one format with its own exporter)")
     add_verbose(p)
     args = p.parse_args(argv)
+    if args.summary_only:
+        from core.clitools import user_errors
+
+        return user_errors(rebuild_summary)(args)
     from export.calibration import locate_training_data
     from core.safeio import atomic_write_text
     from model.checkpoint import CheckpointError, model_from_checkpoint

@@ -318,3 +318,22 @@ def test_help_of_the_export_entry_points():
     p = _cli("export/cli.py", "coreml")
     # argparse errors take the toolkit's one-line form (core.clitools.ArgumentParser): exit 1, no usage block
     assert p.returncode == 1 and "invalid choice: 'coreml'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_all_summary_only_rebuilds_the_table_from_the_numerics(tmp_path):
+    """After one format is re-exported on its own, export/all.py --summary-only rebuilds <model>.summary.* from the
+    numerics JSON in the folder, exporting nothing; an empty folder is a one-line error."""
+    import shutil
+
+    from export.all import main as all_main
+
+    for n in sorted((REPO / "exports").glob("aulunet_v3_ph2*.numerics.json")):
+        shutil.copy(n, tmp_path / n.name)
+    weights = str(REPO / "model" / "weights" / "aulunet_v3_ph2.pt")
+    rows = all_main(["--summary-only", "--weights", weights, "--out", str(tmp_path)])
+    md = (tmp_path / "aulunet_v3_ph2.summary.md").read_text()
+    assert len(rows) == len(list(tmp_path.glob("*.numerics.json"))) == md.count("| aulunet_v3_ph2")
+    assert json.loads((tmp_path / "aulunet_v3_ph2.summary.json").read_text()) == rows
+    assert not list(tmp_path.glob("*.onnx"))  # nothing exported
+    with pytest.raises(SystemExit, match=r"--out \S+empty: no numerics JSON of aulunet_v3_ph2 there; export it first"):
+        all_main(["--summary-only", "--weights", weights, "--out", str(tmp_path / "empty")])
