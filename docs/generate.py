@@ -101,7 +101,8 @@ def headline() -> str:
             continue
         size = (one or two or {}).get("file_bytes")
         cells = [_title(name), "" if size is None else f"{size / 1024:.0f}", f"{m['dsc']:.4f}", f"{m['miou']:.4f}"]
-        cells += [_f((_val_metrics(o, name, suffix) or {}).get("dsc")) for o in others]
+        cells += [format((_val_metrics(o, name, suffix) or {}).get("dsc") or float("nan"), ".4f").replace("nan", "")
+                  for o in others]  # blank where that model has no such file
         cells += [f"{_f(one and one['p50_ms'], '.1f')} / {_f(two and two['p50_ms'], '.1f')}",
                   f"{_f(one and one['e2e_p50_ms'], '.1f')} / {_f(two and two['e2e_p50_ms'], '.1f')}"]
         rows.append("| " + " | ".join(cells) + " |")
