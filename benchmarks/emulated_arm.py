@@ -162,27 +162,31 @@ def run_emulated(models: Sequence[Path], eval_path: Path, threads: Sequence[int]
     cmd = python_command(paths)
     env = {**os.environ, "QEMU_CPU": QEMU_CPU, "AULUNET_EMULATED": "1", "AULUNET_RUNNER_CHILD": shlex.join(cmd),
            "PYTHONPATH": os.pathsep.join([str(paths["site"]), str(REPO)])}
-    probs = work / "arm_probs"
-    probs.mkdir(parents=True, exist_ok=True)
-    out = work / "arm.json"
-    _run([*cmd, str(REPO / "benchmarks" / "runner.py"), "--models", *map(str, models), "--eval", str(eval_path),
-          "--threads", ",".join(map(str, threads)), "--warmup", str(warmup), "--runs", str(runs),
-          "--min-seconds", str(min_seconds), "--json", str(out), "--save-probs", str(probs), "--no-progress"],
-         "the emulated runner", env=env)
-    res = json.loads(out.read_text())
-    x = np.load(eval_path)["x"]
-    by_file = {Path(k).name: (Path(k), v) for k, v in names.items()}
-    for r in res["results"]:
-        model, r["name"] = by_file.get(r["file"], (None, r["name"]))
-        arm_file = probs / f"{r['file']}.t{r['threads']}.npy"
-        if "error" in r or model is None or not arm_file.is_file():
-            continue
-        arm = np.load(arm_file)
-        seg = runtimes.load(model, threads=r["threads"])
-        host = seg.probabilities(x[: len(arm)])
-        a, h = arm > seg.threshold, host > seg.threshold
-        r["x86_parity"] = {"max_abs_diff": float(np.abs(arm - host).max()), "mask_iou": mask_iou(a, h),
-                           "flipped_fraction": float(np.mean(a != h))}
-    shutil.rmtree(probs, ignore_errors=True)
-    out.unlink(missing_ok=True)
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="aulunet_arm_"))  # the runner's own files: never in the results folder
+    probs = scratch / "arm_probs"
+    probs.mkdir()
+    out = scratch / "arm.json"
+    try:
+        _run([*cmd, str(REPO / "benchmarks" / "runner.py"), "--models", *map(str, models), "--eval", str(eval_path),
+              "--threads", ",".join(map(str, threads)), "--warmup", str(warmup), "--runs", str(runs),
+              "--min-seconds", str(min_seconds), "--json", str(out), "--save-probs", str(probs), "--no-progress"],
+             "the emulated runner", env=env)
+        res = json.loads(out.read_text())
+        x = np.load(eval_path)["x"]
+        by_file = {Path(k).name: (Path(k), v) for k, v in names.items()}
+        for r in res["results"]:
+            model, r["name"] = by_file.get(r["file"], (None, r["name"]))
+            arm_file = probs / f"{r['file']}.t{r['threads']}.npy"
+            if "error" in r or model is None or not arm_file.is_file():
+                continue
+            arm = np.load(arm_file)
+            seg = runtimes.load(model, threads=r["threads"])
+            host = seg.probabilities(x[: len(arm)])
+            a, h = arm > seg.threshold, host > seg.threshold
+            r["x86_parity"] = {"max_abs_diff": float(np.abs(arm - host).max()), "mask_iou": mask_iou(a, h),
+                               "flipped_fraction": float(np.mean(a != h))}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return res
