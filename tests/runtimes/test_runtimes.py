@@ -220,24 +220,3 @@ def test_pt_backend_is_registered_by_the_model_package_and_says_so_when_it_is_no
     assert message == (f"{weights}: PyTorch files need the backend model.torch_segmenter:TorchSegmenter, registered by "
                        f"its package: `import model` first (it needs torch), or export the file to a torch-free format")
     assert cls == "TorchSegmenter"
-
-
-def test_pt_backend_is_registered_by_the_model_package_and_says_so_when_it_is_not():
-    """runtimes/ sits below model/ (docs/architecture.md): importing it pulls neither model nor torch, and a .pt
-    without the model package imported is one line naming the fix; with it, the file runs."""
-    code = ("import sys, runtimes\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('model', 'export', 'torch')))\n"
-            "try:\n"
-            "    runtimes.load(sys.argv[1])\n"
-            "except runtimes.ModelFileError as e:\n"
-            "    print(e)\n"
-            "import model\n"
-            "print(type(runtimes.load(sys.argv[1])).__name__)\n")
-    weights = REPO / "model" / "weights" / "aulunet_v3_ph2.pt"
-    proc = subprocess.run([sys.executable, "-c", code, str(weights)], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-800:]
-    loaded, message, cls = proc.stdout.splitlines()
-    assert loaded == "[]"
-    assert message == (f"{weights}: PyTorch files need the backend model.torch_segmenter:TorchSegmenter, registered by "
-                       f"its package: `import model` first (it needs torch), or export the file to a torch-free format")
-    assert cls == "TorchSegmenter"
