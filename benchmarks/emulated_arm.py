@@ -149,7 +149,7 @@ def python_command(paths: Dict[str, Path]) -> List[str]:
 
 
 def run_emulated(models: Sequence[Path], eval_path: Path, threads: Sequence[int], warmup: int, runs: int,
-                 min_seconds: float, names: Dict[str, str], work: Path, allow_system_setup: bool = False) -> Dict:
+                 min_seconds: float, names: Dict[str, str], allow_system_setup: bool = False) -> Dict:
     """The runner under qemu; every entry gains `x86_parity` (the same file on this host) when it ran.
 
     An empty cache is set up only with `allow_system_setup` (see setup())."""

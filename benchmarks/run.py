@@ -279,7 +279,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
         try:
             res = run_emulated(list(models.values()), eval_path, threads, args.warmup, args.runs, args.min_seconds,
-                               names, out, allow_system_setup=args.allow_system_setup)
+                               names, allow_system_setup=args.allow_system_setup)
         except EmulationError as e:
             raise SystemExit(f"error: emulated ARM: {e}")
         finally:

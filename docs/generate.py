@@ -283,7 +283,7 @@ def int8_recipes(model: Optional[str] = None) -> str:
 def int8_fastest(model: Optional[str] = None) -> str:
     """Per format, the fastest INT8 recipe that passes its gate, beside the shipped one (exports/int8_recipes_*.json)."""
     from core.formats import FORMATS
-    from export.int8_recipes import fastest_passing, results_name
+    from export.int8_recipes import fastest_passing, int8_verdict, results_name
     from core.paths import DEFAULT_MODEL
 
     res = _json(EXPORTS / results_name(model or DEFAULT_MODEL))
@@ -293,10 +293,8 @@ def int8_fastest(model: Optional[str] = None) -> str:
             "|---|---|---:|---|---:|---|"]
     ms = lambda r: f"{r['latency_ms']:.1f} ({r['latency_vs_fp32']:.2f}x)" if r and r.get("latency_ms") is not None else ""  # noqa: E731
     for key, (best, shipped) in fastest_passing(res).items():
-        verdict = ("INT8 is not faster here: use fp32" if not best or best["latency_vs_fp32"] >= 1.0 else
-                   f"INT8 saves {100 * (1 - best['latency_vs_fp32']):.0f}%")
         rows.append(f"| {FORMATS[key].title} | {best['recipe'] if best else 'none passes'} | {ms(best)} | "
-                    f"{shipped['recipe'] if shipped else ''} | {ms(shipped)} | {verdict} |")
+                    f"{shipped['recipe'] if shipped else ''} | {ms(shipped)} | {int8_verdict(best)} |")
     rows += ["", f"{res['cpu']['model']}; latency: median of {res['timing']['rounds']} interleaved single-image calls at "
                  f"1 thread ({res['timing']['note']})."]
     return "\n".join(rows)

@@ -298,6 +298,13 @@ def is_shipped(row: Dict) -> bool:
     return BY_NAME[row["recipe"]].shipped if row["recipe"] in BY_NAME else False
 
 
+def int8_verdict(best: Optional[Dict]) -> str:
+    """In words, for a format's fastest passing recipe row (fastest_passing): is INT8 worth it on the measuring CPU."""
+    if not best or best["latency_vs_fp32"] >= 1.0:
+        return "INT8 is not faster here: use fp32"
+    return f"the fastest passing recipe, {best['recipe']}, is {best['latency_vs_fp32']:.2f}x fp32"
+
+
 def fastest_passing(res: Dict) -> Dict[str, tuple]:
     """format -> (the fastest recipe row that passes its gate, or None; the shipped recipe's row), from a results
     JSON with timing; a recipe without a latency is not ranked."""
@@ -331,11 +338,8 @@ def markdown(res: Optional[Dict], earlier: bool = False) -> str:
         if earlier:
             cells.append(r.get("earlier_ph2_by_hand") or "")
         lines.append("| " + " | ".join(cells) + " |")
-    verdicts = []
-    for key, (best, _) in fastest_passing(res).items():
-        if best is not None and best.get("latency_vs_fp32") is not None:
-            verdicts.append(f"- {FORMATS[key].title}: " + ("INT8 is not faster here: use fp32" if best["latency_vs_fp32"] >= 1.0
-                            else f"the fastest passing recipe, {best['recipe']}, is {best['latency_vs_fp32']:.2f}x fp32"))
+    verdicts = [f"- {FORMATS[key].title}: {int8_verdict(best)}" for key, (best, _) in fastest_passing(res).items()
+                if best is not None and best.get("latency_vs_fp32") is not None]
     if verdicts:
         lines += [""] + verdicts
     ev, ca, t = res["eval"], res["calibration"], res["timing"]

@@ -70,17 +70,18 @@ def write_cases(out: Path, images, model: Path = MODEL, extra: dict = None, edge
     segs = [(runtimes.load(model, threads=1), ""), (runtimes.load(edge, threads=1), "_edge")]
     folder = OwnedFolder(out, TOOL, "OUT_DIR")  # before any work: a folder of someone else's files is refused
     index, files = [], {}
-    for (seg, tag), (name, rgb) in ((s, i) for s in segs for i in images):
-        name = name + tag
-        x = preprocess_image(rgb, seg.input_size)
-        logits = seg.run(x[None])[0, 0]
-        prob = probs_to_image_size(sigmoid(logits)[..., None], rgb.shape[:2])
-        files[f"{name}.rgb"] = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
-        files[f"{name}.input"] = x.transpose(1, 2, 0).astype("<f4").tobytes()
-        files[f"{name}.logits"] = logits.astype("<f4").tobytes()
-        files[f"{name}.prob"] = prob.astype("<f4").tobytes()
-        files[f"{name}.mask"] = (prob > seg.threshold).astype(np.uint8).tobytes()
-        index.append(f"{name} {rgb.shape[0]} {rgb.shape[1]} {seg.input_size}")
+    for seg, tag in segs:
+        for image_name, rgb in images:
+            name = image_name + tag
+            x = preprocess_image(rgb, seg.input_size)
+            logits = seg.run(x[None])[0, 0]
+            prob = probs_to_image_size(sigmoid(logits)[..., None], rgb.shape[:2])
+            files[f"{name}.rgb"] = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+            files[f"{name}.input"] = x.transpose(1, 2, 0).astype("<f4").tobytes()
+            files[f"{name}.logits"] = logits.astype("<f4").tobytes()
+            files[f"{name}.prob"] = prob.astype("<f4").tobytes()
+            files[f"{name}.mask"] = (prob > seg.threshold).astype(np.uint8).tobytes()
+            index.append(f"{name} {rgb.shape[0]} {rgb.shape[1]} {seg.input_size}")
     files["index.txt"] = ("\n".join(index) + "\n").encode()
     files.update(extra or {})
     for rel in files:  # check all, then write: a file in the way that the tool did not make stops the run here
