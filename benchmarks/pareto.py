@@ -145,7 +145,7 @@ def plot(res: Dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from model.visualize import save_figure
+    from model.evaluation.figures import save_figure
 
     fig, ax = plt.subplots(figsize=(8, 5))
     formats = sorted({r["format"] for r in res["results"]})
@@ -171,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from benchmarks import runner
     from benchmarks.run import format_names, write_eval_set
     from benchmarks.targets import EDGE_DSC_MARGIN, EDGE_MAX_RATIO
-    from model.checkpoint import model_from_checkpoint
+    from model.networks.checkpoint import model_from_checkpoint
     from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed
     from model.summary import count
 

@@ -1,6 +1,6 @@
 """Corruption benchmark: `python benchmarks/robustness.py [--models F,...] [--count N] [--update-results]`.
 
-Every corruption of model/corruptions.py at severities 1-3, applied to the ISIC 2018 test split (seeded by
+Every corruption of model/data/corruptions.py at severities 1-3, applied to the ISIC 2018 test split (seeded by
 the image's index, so every model sees the same bytes), scored for the PyTorch checkpoint and every export
 of it: pooled DSC per corruption and severity at the protocol's 256x256 grid (a model of another input size
 is scored on its probabilities resized to that grid), the mean drop against clean, and for each INT8 file its
@@ -66,7 +66,7 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
     from tqdm import tqdm
 
     import runtimes
-    from model.corruptions import SEVERITIES, corrupt
+    from model.data.corruptions import SEVERITIES, corrupt
     from model.data import load_sample
     from core.metrics import PooledMetrics
     from core.preprocess import preprocess_image, preprocess_mask, resize_bilinear
@@ -171,7 +171,7 @@ def heatmap(res: Dict, path: Path) -> None:
 
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    from model.corruptions import CORRUPTIONS, SEVERITY_LEVELS
+    from model.data.corruptions import CORRUPTIONS, SEVERITY_LEVELS
 
     p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument("--models", default=None,
@@ -210,7 +210,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     ensure_writable_dir(out, "--out")
 
     from model.data import open_dataset
-    from model.provenance import refuse_training_images
+    from model.evaluation.provenance import refuse_training_images
 
     samples = open_dataset(args.data).subset(args.split)
     if args.count:

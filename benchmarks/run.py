@@ -69,7 +69,7 @@ def write_eval_set(path: Path, data: Path, split: str, count: int, weights: Path
     """Preprocessed images, masks and PyTorch fp32 probabilities of the reference checkpoint, as one .npz;
     `photo` (default: the first eval image) is the uint8 image the end-to-end predict() latency runs on."""
     from export.cli import torch_probabilities
-    from model.checkpoint import model_from_checkpoint
+    from model.networks.checkpoint import model_from_checkpoint
     from model.data import load_arrays, load_rgb, open_dataset
 
     from core.safeio import atomic_write_bytes
@@ -128,7 +128,7 @@ def markdown(res: Dict) -> str:
 
 def plot(res: Dict, path: Path) -> None:
     """Accuracy vs p50 latency (best thread count per format) and the latency distribution per entry."""
-    from model.visualize import save_figure
+    from model.evaluation.figures import save_figure
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,7 +253,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         raise SystemExit(f"error: {weights}: checkpoint not found; pass --weights or train one (model/train.py)")
     if not data.is_dir():
         raise SystemExit(f"error: {data}: eval data not found; pass --data DIR with images and masks")
-    from model.checkpoint import load_checkpoint
+    from model.networks.checkpoint import load_checkpoint
 
     load_checkpoint(weights)  # a file that is not a checkpoint is named before the exports are looked up by its name
     names = format_names(weights, Path(args.exports))

@@ -182,7 +182,7 @@ def measure_one(model: Path, threads: int, eval_path: Path, warmup: int, runs: i
     if eval_count:
         x, y, ref = x[:eval_count], y[:eval_count], ref[:eval_count]
     if str(model).lower().endswith(".pt"):  # the .pt backend is registered by the model package (needs torch)
-        from model import torch_segmenter  # noqa: F401
+        import model as _pt_backend  # noqa: F401  (importing the package registers the .pt backend)
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     seg = runtimes.load(model, threads=threads)

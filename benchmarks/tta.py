@@ -44,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     import runtimes
     from benchmarks.runner import device_facts
     from model.data import load_rgb, open_dataset
-    from model.evaluate import evaluate_samples
+    from model.evaluation.pooled import evaluate_samples
     from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed
 
     p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]))

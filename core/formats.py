@@ -34,7 +34,7 @@ EXPORT_PACKAGES = ("onnx", "onnxsim", "onnxconverter-common", "openvino", "nncf"
 
 
 FORMATS: Dict[str, Format] = {
-    "torch": Format("torch", "PyTorch", ".pt", "model/train.py", "model.torch_segmenter:TorchSegmenter", ("none",), ("torch",)),
+    "torch": Format("torch", "PyTorch", ".pt", "model/train.py", "model.networks.torch_segmenter:TorchSegmenter", ("none",), ("torch",)),
     "onnx": Format("onnx", "ONNX Runtime", ".onnx", "export/to_onnx.py", "runtimes.onnx_backend:OnnxSegmenter",
                    ("none", "fp16", "int8"), ("onnxruntime",)),
     "openvino": Format("openvino", "OpenVINO", ".xml", "export/to_openvino.py",

@@ -1,6 +1,6 @@
 """PIL images -> uint8 RGB as every reader of the toolkit sees them (numpy; PIL only when handed a PIL image).
 
-model/data.py (files), runtimes' predict() (PIL images), the web page and the Android app apply the same
+model/data/ (files), runtimes' predict() (PIL images), the web page and the Android app apply the same
 steps: the EXIF orientation tag, and grey images of more than 8 bits scaled by their bit depth.
 """
 from __future__ import annotations

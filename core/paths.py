@@ -23,7 +23,7 @@ SHIPPED = {
     "aulunet_v3_ph2": "ph2",
     "aulunet_v3_isic2018": "isic2018",
     "aulunet_v3_isic2017": "isic2017",
-    # latency-first variants (model/aulunet.py EDGE_VARIANTS), same recipe as aulunet_v3_isic2018
+    # latency-first variants (model/networks/aulunet.py EDGE_VARIANTS), same recipe as aulunet_v3_isic2018
     "aulunet_v3_in128_isic2018": "isic2018",
     "aulunet_v3_stride2_isic2018": "isic2018",
 }

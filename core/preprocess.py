@@ -15,7 +15,7 @@ Images smaller than MIN_IMAGE_SIDE on a side, or with less than MIN_CONTRAST gre
 darkest and brightest value, are refused (`image_problem`): scaled to 256x256 a thumbnail cannot show a
 lesion, and min-max scaling of a flat image turns its noise (or nothing) into a confident "lesion".
 
-Decoding (model/data.py, core/images.py for PIL images and runtimes' predict(), the web page and the Android app alike): the
+Decoding (model/data/, core/images.py for PIL images and runtimes' predict(), the web page and the Android app alike): the
 EXIF orientation tag is applied (the photo as every viewer shows it), and grey images of more than 8 bits
 are scaled to 8 bits by their bit depth (`high_depth_to_uint8`), not clipped.
 

@@ -211,7 +211,7 @@ def _protocol_rows() -> List[Dict]:
 
 def paper() -> str:
     """ISIC test figures beside the paper's Table 1 (mIoU / DSC in %)."""
-    from model.protocol import PAPER
+    from model.evaluation.protocol import PAPER
 
     rows = {(r["model"], r["dataset"], r["split"]): r for r in _protocol_rows()}
     out = ["| model | ISIC 2018 mIoU | ISIC 2018 DSC | ISIC 2017 mIoU | ISIC 2017 DSC | epochs | seeds | images |",
@@ -235,7 +235,7 @@ def paper() -> str:
 
 def protocol() -> str:
     """Every row of model/protocol.py: each checkpoint on its val and test splits and on unseen datasets."""
-    from model.protocol import markdown
+    from model.evaluation.protocol import markdown
 
     rows = _protocol_rows()
     return markdown(rows).rstrip() if rows else PENDING

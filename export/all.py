@@ -95,9 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
         from core.clitools import user_errors
 
         return user_errors(rebuild_summary)(args)
-    from export.calibration import locate_training_data
+    from model.data.locate import training_dataset
     from core.safeio import atomic_write_text
-    from model.checkpoint import CheckpointError, model_from_checkpoint
+    from model.networks.checkpoint import CheckpointError, model_from_checkpoint
     from core.errors import UserError
     from core.safeio import ensure_writable_dir, guard_committed
     from runtimes.base import reason
@@ -128,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     for path in (summary_path(Path(args.out), stem, ".json"), summary_path(Path(args.out), stem, ".md")):
         if path.is_dir():
             raise SystemExit(f"error: {path}: is a folder, where the summary table goes; move it away or pass another --out")
-    can_calibrate = args.calib is not None or locate_training_data(ckpt) is not None
+    can_calibrate = args.calib is not None or training_dataset(ckpt) is not None
 
     rows = []
     for key in keys:

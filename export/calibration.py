@@ -8,27 +8,11 @@ import numpy as np
 
 from model.data import DataError, Sample, image_files, load_arrays, open_dataset
 from core.errors import UserError
+from model.data.locate import training_dataset
 
 
 class CalibrationError(UserError):
     """No usable calibration images; the message names the folder and the fix."""
-
-
-from core.paths import SHARED_DATA
-
-
-def locate_training_data(ckpt: Dict) -> Optional[Path]:
-    """The data folder the checkpoint was trained on: the recorded path, else a folder of the same name
-    under ../shared/data (a fresh clone elsewhere); accepted only if its split hash matches."""
-    recorded = Path(ckpt.get("data", {}).get("root", ""))
-    for cand in (recorded, SHARED_DATA / recorded.name):
-        if recorded.name and cand.is_dir():
-            try:
-                if open_dataset(cand).split_hash() == ckpt["data"]["split_hash"]:
-                    return cand
-            except DataError:
-                continue
-    return None
 
 
 def calibration_set(calib: Optional[str], ckpt: Dict, limit: int = 0, size: int = 256) -> Tuple[np.ndarray, Dict]:
@@ -38,11 +22,10 @@ def calibration_set(calib: Optional[str], ckpt: Dict, limit: int = 0, size: int 
     split recorded in the checkpoint.
     """
     if calib is None:
-        root = locate_training_data(ckpt)
-        if root is None:
+        ds = training_dataset(ckpt)
+        if ds is None:
             raise CalibrationError(f"--calib not given and the checkpoint's training data ({ckpt.get('data', {}).get('root')}, same split) is not here; pass --calib DIR with real images")
-        ds = open_dataset(root)
-        samples, source = ds.subset("train"), {"data": root.name, "split": "train", "split_hash": ds.split_hash()}
+        samples, source = ds.subset("train"), {"data": ds.root.name, "split": "train", "split_hash": ds.split_hash()}
     else:
         folder = Path(calib)
         if not folder.is_dir():

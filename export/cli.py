@@ -62,7 +62,7 @@ def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace
 
 
 def input_size(ckpt: Dict) -> int:
-    """The side the checkpoint was trained at (its preprocessing, validated by model.checkpoint.load_checkpoint)."""
+    """The side the checkpoint was trained at (its preprocessing, validated by model.networks.checkpoint.load_checkpoint)."""
     return int(ckpt["preprocessing"]["input_size"][0])
 
 
@@ -95,10 +95,10 @@ def eval_set(args, ckpt: Dict):
     """Images (N,3,S,S), masks (N,S,S) or None, and a description. An explicit --eval-data must exist; only
     the default (the checkpoint's own data) may fall back to synthetic images, and then it says so."""
     from model.data import DataError, load_arrays, open_dataset
-    from model.synthetic import make_lesion
+    from model.data.synthetic import make_lesion
     from core.preprocess import preprocess_image, preprocess_mask
 
-    from export.calibration import locate_training_data
+    from model.data.locate import training_dataset
 
     if args.eval_data:
         root = Path(args.eval_data)
@@ -106,10 +106,11 @@ def eval_set(args, ckpt: Dict):
             raise DataError(f"{root}: --eval-data folder not found; pass a dataset folder (images/ + masks/, ISIC or PH2), "
                             f"or leave --eval-data out to use the checkpoint's own data")
     else:
-        root = locate_training_data(ckpt)
+        ds = training_dataset(ckpt)
+        root = ds.root if ds is not None else None
     size = input_size(ckpt)
     if root is not None:
-        samples = open_dataset(root).subset(args.eval_split)
+        samples = open_dataset(root, seed=(ckpt.get("train_args") or {}).get("seed", 0)).subset(args.eval_split)
         if args.eval_count:
             samples = samples[: args.eval_count]
         x, y = load_arrays(samples, size)
@@ -202,7 +203,7 @@ def _export(fmt: Format, build: Callable, args, weights: Path, out: Path, tmp: P
     from export.parity import check_gates, compare, failures, versions
     from export.rewrites import inference_graph
     from core.safeio import atomic_write_text, file_sha256
-    from model.checkpoint import model_from_checkpoint
+    from model.networks.checkpoint import model_from_checkpoint
     from core.clitools import quiet
 
     model, ckpt = model_from_checkpoint(weights)

@@ -202,7 +202,7 @@ def measure(args) -> Dict:
     from export.parity import GATES, check_gates, compare, failures, versions
     from export.rewrites import inference_graph
     from core.safeio import file_sha256
-    from model.checkpoint import model_from_checkpoint
+    from model.networks.checkpoint import model_from_checkpoint
     from core.clitools import quiet
     from core.safeio import ensure_writable_dir
     from runtimes.base import reason

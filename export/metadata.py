@@ -29,7 +29,7 @@ def build_metadata(ckpt: Dict, weights: Path, fmt: str, quantize: str, calibrati
         "classes": ["lesion"],
         "source_checkpoint": {"file": Path(weights).name, "sha256": file_sha256(weights),
                               "val_metrics": ckpt.get("metrics", {}).get("val"),
-                              # what it trained on, so that model/provenance.py can refuse scoring the export on
+                              # what it trained on, so that model/evaluation/provenance.py can refuse scoring the export on
                               # those images where the checkpoint itself is not at hand
                               "data": ckpt.get("data"),
                               "train_split": {k: v for k, v in (ckpt.get("train_args") or {}).items() if k in ("seed", "limit_train")}},

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from model.aulunet import AKF, LSG, AULUNet, PointwiseBlock, Upsample2x
+from model.networks.aulunet import AKF, LSG, AULUNet, PointwiseBlock, Upsample2x
 
 REWRITES = ("upsample_after_pointwise", "lsg_sum", "akf_delta")
 

@@ -80,7 +80,7 @@ def quantize_int8(src: Path, calib_nchw: np.ndarray, ops: Sequence[str] = INT8_O
 
 def short_name(name: str) -> str:
     """litert-torch names tensors by full module path (half the file); keep the model's own path:
-    'litert_torch...Wrapper/model.aulunet.AULUNet_wrapped/model.aulunet.AKF_stem_mix/torch.nn.modules.conv.Conv2d_gate;2'
+    'litert_torch...Wrapper/model.networks.aulunet.AULUNet_wrapped/model.networks.aulunet.AKF_stem_mix/torch.nn.modules.conv.Conv2d_gate;2'
     -> 'AKF_stem_mix/Conv2d_gate;2' (fused ops join several such names with ';;')."""
     parts = [re.sub(r"(?:[a-z_][a-z0-9_]*\.)+(?=[A-Z])", "", p.split("AULUNet_wrapped/")[-1]) for p in name.split(";;")]
     return ";;".join(parts)

@@ -1,11 +1,11 @@
 """The PyTorch side: the network, data, training, evaluation, checkpoints (imports torch where it needs it).
 
 Importing the package (any `import model.x`) registers the .pt backend of `runtimes.load`
-(model/torch_segmenter.py; torch is imported only when a .pt is loaded): runtimes/ sits below model/ and
+(model/networks/torch_segmenter.py; torch is imported only when a .pt is loaded): runtimes/ sits below model/ and
 never imports it (docs/architecture.md).
 """
 from runtimes import register as _register
 
-from .torch_segmenter import TorchSegmenter as _TorchSegmenter
+from .networks.torch_segmenter import TorchSegmenter as _TorchSegmenter
 
 _register(".pt", _TorchSegmenter)

@@ -19,7 +19,8 @@ if __package__ in (None, ""):
 
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from core.metrics import REPORTED_KEYS
-from model.evaluate import DEFAULT_DATA, DEFAULT_WEIGHTS, evaluate_samples
+from core.paths import DEFAULT_DATA, DEFAULT_WEIGHTS
+from model.evaluation.pooled import evaluate_samples
 
 from core.paths import REPO  # noqa: E402
 
@@ -54,8 +55,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     import runtimes
     from core.safeio import atomic_write_text
     from model.data import DataError, load_sample, open_dataset
-    from model.synthetic import is_synthetic, write_synthetic_dataset
-    from model.visualize import figure_grid
+    from model.data.synthetic import is_synthetic, write_synthetic_dataset
+    from model.evaluation.figures import figure_grid
 
     from core.safeio import ensure_writable_dir
 
@@ -72,7 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         split = args.split or ("all" if synthetic else "test" if dataset.splits.get("test") else "val")
         samples = dataset.subset(split)
         if not args.allow_train_overlap:
-            from model.provenance import refuse_training_images
+            from model.evaluation.provenance import refuse_training_images
 
             refuse_training_images(args.weights, samples, split, seg.metadata)
         res = evaluate_samples(seg, samples, progress=not args.no_progress)

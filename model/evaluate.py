@@ -15,47 +15,10 @@ from typing import Dict, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
-
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
-from model.data import DataError, Sample, load_arrays, open_dataset  # noqa: F401  (DataError: re-exported)
-from core.metrics import PooledMetrics
-
-from core.paths import DEFAULT_DATA, DEFAULT_WEIGHTS  # noqa: E402  (re-exported: demo.py imports them here)
-from core.preprocess import INPUT_SIZE as GRID  # noqa: E402  (the protocol's scoring grid: 256x256)
-
-
-def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progress: bool = False,
-                     keep_probs: bool = False, grid: Optional[int] = GRID, tta: bool = False) -> Dict:
-    """Pooled metrics of `segmenter` (a runtimes.Segmenter) on samples, on the protocol's GRID x GRID masks
-    whatever the model's input size (a smaller model's probabilities are resized bilinearly to the grid, so
-    models of every size are scored on the same pixels); optionally the probability maps (at the grid).
-    `grid=None` scores at the model's own input size instead (what training measured when it chose its epoch).
-    `tta`: the flip-averaged probabilities (Segmenter.probabilities_tta), as predict(..., tta=True) makes them."""
-    from tqdm import tqdm
-
-    from core.preprocess import resize_bilinear
-
-    pm = PooledMetrics()
-    probs = []
-    size = segmenter.input_size
-    grid = grid or size
-    run = segmenter.probabilities_tta if tta else segmenter.probabilities
-    for i in tqdm(range(0, len(samples), batch), desc="evaluate", disable=not progress, leave=False):
-        if size == grid:
-            x, y = load_arrays(samples[i:i + batch], size)
-            p = run(x)
-        else:
-            x, _ = load_arrays(samples[i:i + batch], size, with_masks=False)
-            _, y = load_arrays(samples[i:i + batch], grid)
-            p = np.stack([resize_bilinear(q[..., None], (grid, grid))[..., 0] for q in run(x)])
-        pm.update(p > segmenter.threshold, y)
-        if keep_probs:
-            probs.append(p)
-    out = pm.result()
-    if keep_probs:
-        out["probs"] = np.concatenate(probs) if probs else np.zeros((0, grid, grid), np.float32)
-    return out
+from core.paths import DEFAULT_DATA, DEFAULT_WEIGHTS
+from model.data import open_dataset
+from model.evaluation.pooled import evaluate_samples
 
 
 @user_errors
@@ -86,7 +49,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         print(f"note: {args.weights} has no AULUNet metadata; assuming {runtimes.base.ASSUMED}", file=sys.stderr)
     samples = open_dataset(args.data).subset(args.split)
     if not args.allow_train_overlap:
-        from model.provenance import refuse_training_images
+        from model.evaluation.provenance import refuse_training_images
 
         refuse_training_images(args.weights, samples, args.split, seg.metadata)
     res = evaluate_samples(seg, samples, progress=not args.no_progress, tta=args.tta)

@@ -17,7 +17,7 @@ if __package__ in (None, ""):
 
 import torch
 
-from model.aulunet import build_model, list_models, model_name
+from model.networks.aulunet import build_model, list_models, model_name
 from core.clitools import ArgumentParser, HelpFormatter, check_ranges, user_errors
 from core.errors import UserError
 from core.preprocess import SIZE_MULTIPLE

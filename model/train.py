@@ -9,7 +9,7 @@ epoch, with a JSON log of every epoch.
 
 `--seeds 0-4` trains a fleet: several seeds at once in one process, as one network (docs/gpu.md), one
 folder per seed plus fleet_last.pt; each seed equals its run alone up to float rounding. `torchrun
---nproc-per-node N model/train.py ...` spreads each batch over N processes (model/ddp.py).
+--nproc-per-node N model/train.py ...` spreads each batch over N processes (model/training/ddp.py).
 
 A run folder holds one run: training into one that has a run's files is refused unless `--resume`, and
 a resume continues the same run or is refused: every flag that defines the run must be the one it was

@@ -25,10 +25,10 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from model import ddp
-from model.aulunet import build_model
+from model.training import ddp
+from model.networks.aulunet import build_model
 from core.errors import UserError
-from model.gpu_data import N_PARAMS, DeviceData, apply_aug
+from model.data.resident import N_PARAMS, DeviceData, apply_aug
 from model.training.network import nonfinite_keys, stack_models, unstack_state
 from model.training.scoring import evaluate_stacked, seed_losses
 

@@ -1,12 +1,12 @@
 """The trainer: one loop for one seed (--seed) or a fleet of K seeds trained at once as one network (--seeds).
 
 A single seed is the fleet of K=1 (its network is the plain model). Per seed, everything is its own: initial
-weights, a CPU generator drawing the data order then each batch's augmentation (model/gpu_data.py, with
-model/augment.py's random numbers in its order), AdamW, the schedule, evaluation on val each epoch (pooled
+weights, a CPU generator drawing the data order then each batch's augmentation (model/data/resident.py, with
+model/data/augment.py's random numbers in its order), AdamW, the schedule, evaluation on val each epoch (pooled
 DSC selects best.pt) and its checkpoints; so seed k of a fleet equals the run of seed k alone up to float
 rounding. Data are decoded once and live on the training device. A loss, weights or val metrics that stop
 being finite end the run with an error naming the epoch, before anything of that epoch is saved. Several
-processes (torchrun): model/ddp.py; only rank 0 evaluates and writes.
+processes (torchrun): model/training/ddp.py; only rank 0 evaluates and writes.
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from model import ddp
-from model.aulunet import get_config, model_name
+from model.training import ddp
+from model.networks.aulunet import get_config, model_name
 from model.data import open_dataset
 from core.errors import DataError, UserError
 from core.metrics import POOLED_KEYS
 from core.paths import REPO
-from model.gpu_data import N_PARAMS, DeviceData, draw_aug_params
+from model.data.resident import N_PARAMS, DeviceData, draw_aug_params
 from core.safeio import ensure_writable_dir
 from model.training.engines import Fleet, resolve_engine
 from model.training.options import check_batches, check_numbers, lr_at, parse_seeds, pick_device

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.aulunet import AKF, AULUNet, LSG, AddSkip, PlainDW, PointwiseBlock, RGF, Upsample2x
+from model.networks.aulunet import AKF, AULUNet, LSG, AddSkip, PlainDW, PointwiseBlock, RGF, Upsample2x
 
 _SAFE = (nn.Sequential, nn.ModuleList, nn.ReLU, nn.AvgPool2d, nn.Identity, AULUNet, PlainDW, RGF,
          Upsample2x, AddSkip, PointwiseBlock)

@@ -19,16 +19,17 @@ from typing import Dict, List
 
 import torch
 
-from model.aulunet import model_name
+from model.networks.aulunet import model_name
 from core.metadata import TOOLKIT_VERSION
 from core.safeio import atomic_write_text
-from model.checkpoint import FORMAT, load_checkpoint, save_atomic
+from model.networks.checkpoint import FORMAT, load_checkpoint, save_atomic
 from core.errors import CheckpointError, DataError, UserError
 from core.preprocess import PREPROCESSING, THRESHOLD
 from model.training.options import RESUME_MAY_CHANGE, RUN_CONTROL_ARGS
 
 FLEET_FORMAT = "aulunet-fleet/1"
 RUN_FILES = ("best.pt", "last.pt", "log.json")  # one of them present: the folder holds a (seed's) run
+WRITTEN_FILES = (*RUN_FILES, "curve.png")  # everything a run writes in its folder (what promote --remove-run deletes)
 RESUME_KEYS = ("optimizer", "rng", "best", "history", "epoch", "train_args")
 
 
@@ -183,7 +184,7 @@ class RunFolder:
             atomic_write_text(self.out / "fleet.json", json.dumps(fleet_info, indent=1))
 
     def plot(self, histories, bests) -> None:
-        from model.visualize import plot_training
+        from model.evaluation.figures import plot_training
 
         for d, h, b in zip(self.seed_dirs, histories, bests):
             plot_training({"epochs": h, "best": b}, d / "curve.png")

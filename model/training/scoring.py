@@ -1,4 +1,4 @@
-"""What a fleet is trained and selected on: each seed's loss (model/losses.py's BCE + Dice, called per seed)
+"""What a fleet is trained and selected on: each seed's loss (model/training/losses.py's BCE + Dice, called per seed)
 and each seed's pooled metrics (core/metrics.py's PooledMetrics, fed confusion counts taken on the device)."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from model.aulunet import AULUNet
-from model.losses import bce_dice_loss
+from model.networks.aulunet import AULUNet
+from model.training.losses import bce_dice_loss
 from core.metrics import PooledMetrics
 from model.training.network import stack_models
 

@@ -35,7 +35,7 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
     sys.path.insert(0, str(APP / "tools"))
     from make_golden import orientation_files, write_cases
     from model.data import load_rgb, open_dataset
-    from model.synthetic import make_lesion
+    from model.data.synthetic import make_lesion
 
     samples = open_dataset(ph2).subset("val")[:3]
     cases = [(s.id, load_rgb(s.image)) for s in samples]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from model.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from model.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from export import cli
 from export.cli import run
 from export.to_onnx import build as onnx_build
 from core.safeio import file_sha256
-from model.checkpoint import load_checkpoint
+from model.networks.checkpoint import load_checkpoint
 from core.errors import InputError
 from tests.conftest import REPO
 
@@ -26,7 +26,7 @@ pytest.importorskip("onnxruntime")
 @pytest.fixture(scope="module")
 def ckpt64(tmp_path_factory):
     """A tiny checkpoint trained by model/train.py at --size 64 on a small synthetic folder."""
-    from model.synthetic import write_synthetic_dataset
+    from model.data.synthetic import write_synthetic_dataset
     from model.train import main as train_main
 
     root = tmp_path_factory.mktemp("size64")
@@ -149,7 +149,7 @@ def test_errors_name_the_users_file_not_the_temporary(ckpt64, tmp_path):
 @pytest.mark.parametrize("variant,size_flags,size", [("aulunet_v3_in128", [], 128), ("aulunet_v3_stride2", ["--size", "64"], 64)])
 def test_registry_variants_export_at_their_own_size(tmp_path, variant, size_flags, size):
     """aulunet_v3_in128 trains at its config's 128 by default; the stride-2 stem at 64 in and out."""
-    from model.synthetic import write_synthetic_dataset
+    from model.data.synthetic import write_synthetic_dataset
     from model.train import main as train_main
 
     data = write_synthetic_dataset(tmp_path / "data", n=8, shape=(96, 128))
@@ -167,7 +167,7 @@ def test_evaluate_scores_a_smaller_model_on_the_protocols_grid(ckpt64):
     """A 64x64 model is scored on the same 256x256 masks as every other model: its probabilities are resized
     to the grid, and the result equals scoring those resized maps by hand."""
     from model.data import load_arrays, open_dataset
-    from model.evaluate import evaluate_samples
+    from model.evaluation.pooled import evaluate_samples
     from core.metrics import PooledMetrics
     from core.preprocess import resize_bilinear
 

@@ -175,15 +175,16 @@ def test_committed_exports_match_shipped_checkpoint(shipped):
 
 def test_calibration_default_finds_training_data_or_says_why(shipped, ph2, tmp_path):
     import torch
-    from export.calibration import calibration_set, locate_training_data
-    from model.checkpoint import load_checkpoint
+    from export.calibration import calibration_set
+    from model.data.locate import training_dataset
+    from model.networks.checkpoint import load_checkpoint
     ck = load_checkpoint(shipped)
     moved = {**ck, "data": {**ck["data"], "root": "/nonexistent/elsewhere/ph2"}}
-    assert locate_training_data(moved) == ph2.parent / "ph2"  # found beside the repo, same split hash
+    assert training_dataset(moved).root == ph2.parent / "ph2"  # found beside the repo, same split hash
     x, info = calibration_set(None, moved, limit=3)
     assert x.shape == (3, 3, 256, 256) and info["split"] == "train"
     other = {**ck, "data": {**ck["data"], "split_hash": "0" * 16}}
-    assert locate_training_data(other) is None
+    assert training_dataset(other) is None
     p = tmp_path / "other.pt"
     torch.save(other, p)
     with pytest.raises(SystemExit, match="pass --calib DIR with real images"):
@@ -195,7 +196,7 @@ def test_export_all_skips_int8_without_calibration_data(shipped, tmp_path):
     """The main job on a machine without the training data: fp32/fp16 exported and checked, INT8 skipped."""
     import torch
     from export import all as export_all
-    from model.checkpoint import load_checkpoint
+    from model.networks.checkpoint import load_checkpoint
     ck = load_checkpoint(shipped)
     p = tmp_path / "nodata.pt"
     torch.save({**ck, "data": {**ck["data"], "split_hash": "0" * 16}}, p)

@@ -113,7 +113,7 @@ def test_an_xml_beside_another_models_bin_is_refused(tmp_path):
 def test_new_exports_record_the_bin_hash_in_the_xml(tmp_path):
     """A fresh export carries the .bin's sha256 in its own metadata: checked without any JSON beside it."""
     from export.cli import run
-    from model.checkpoint import load_checkpoint
+    from model.networks.checkpoint import load_checkpoint
 
     import torch
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from export.rewrites import REWRITES, AKFDelta, LSGSum, PointwiseThenUpsample, inference_graph
-from model.aulunet import AKF, LSG, build_model, get_config, list_models
+from model.networks.aulunet import AKF, LSG, build_model, get_config, list_models
 
 
 def _random_bn(model):

@@ -47,7 +47,7 @@ def _states():
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory):
     """A run that stopped after its first of two epochs, as a session that ends mid-run leaves it (its data beside it)."""
-    from model.synthetic import write_synthetic_dataset
+    from model.data.synthetic import write_synthetic_dataset
     from model.train import main as train_main
 
     root = tmp_path_factory.mktemp("stopped_run")
@@ -63,8 +63,8 @@ def stopped_run(tmp_path_factory):
 def test_committed_run_state_resumes(last, request):
     """A run committed mid-way (see model/weights/in_progress/README.md) loads into the model, the
     optimizer and the generator exactly as `--resume` does, and its data are the split it started on."""
-    from model.aulunet import build_model
-    from model.checkpoint import load_checkpoint
+    from model.networks.aulunet import build_model
+    from model.networks.checkpoint import load_checkpoint
 
     if last is None:
         last, root = request.getfixturevalue("stopped_run")
@@ -95,7 +95,7 @@ SHIPPED_ISIC = {"aulunet_v3_isic2018": "isic2018", "aulunet_v3_isic2017": "isic2
 def test_shipped_isic_checkpoint_repeats_its_committed_figures(model, request):
     """The committed ISIC checkpoint gives its committed val metrics again (files -> runtimes -> metrics), and the
     protocol's committed rows (test scored once, PH2 unseen) come from this run and these splits."""
-    from model.checkpoint import load_checkpoint
+    from model.networks.checkpoint import load_checkpoint
     from model.evaluate import main as evaluate_main
 
     weights = WEIGHTS / f"{model}.pt"

@@ -9,7 +9,7 @@ import pytest
 import runtimes
 from core.errors import InputError, ModelFileError
 from tests.conftest import REPO, foreign_onnx
-from tests.model.test_checkpoint import BAD_HEADERS
+from tests.model.networks.test_checkpoint import BAD_HEADERS
 
 EXPORTS = REPO / "exports"
 
@@ -186,7 +186,7 @@ def test_load_refuses_thread_counts_it_cannot_use(threads, message):
 
 
 # ------------------------------------------------------------------ export metadata that would allocate or misread, refused
-# first (the same bounds as checkpoint headers, tests/model/test_checkpoint.py)
+# first (the same bounds as checkpoint headers, tests/model/networks/test_checkpoint.py)
 
 @pytest.mark.parametrize("key,change,message", BAD_HEADERS)
 def test_export_metadata_out_of_bounds_is_refused(tmp_path, key, change, message):
@@ -217,6 +217,6 @@ def test_pt_backend_is_registered_by_the_model_package_and_says_so_when_it_is_no
     assert proc.returncode == 0, proc.stderr[-800:]
     loaded, message, cls = proc.stdout.splitlines()
     assert loaded == "[]"
-    assert message == (f"{weights}: PyTorch files need the backend model.torch_segmenter:TorchSegmenter, registered by "
+    assert message == (f"{weights}: PyTorch files need the backend model.networks.torch_segmenter:TorchSegmenter, registered by "
                        f"its package: `import model` first (it needs torch), or export the file to a torch-free format")
     assert cls == "TorchSegmenter"

@@ -42,7 +42,7 @@ def test_js_pre_post_match_python_golden_pairs(ph2, tmp_path):
     assert node, f"node not found; {SETUP_HINT}"
     sys.path.insert(0, str(REPO / "android_demo" / "tools"))
     from make_golden import write_cases
-    from model.synthetic import make_lesion
+    from model.data.synthetic import make_lesion
     from web_demo import models
 
     samples = open_dataset(ph2).subset("val")[:2]

@@ -95,7 +95,7 @@ async function segmentFile(file) {
   let bitmap;
   try {
     // the pixels as stored (no colour-profile conversion), as Python's PIL reads them, turned by the photo's EXIF
-    // orientation tag as every viewer shows it (Python: ImageOps.exif_transpose in model/data.py; Android:
+    // orientation tag as every viewer shows it (Python: ImageOps.exif_transpose in model/data/; Android:
     // Orientation.apply); said explicitly, since older engines took the default "none" to mean ignore the tag
     bitmap = await createImageBitmap(file, { imageOrientation: "from-image", colorSpaceConversion: "none", premultiplyAlpha: "none" });
   } catch {

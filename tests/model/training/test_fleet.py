@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from model.augment import augment
-from model.aulunet import build_model
-from model.checkpoint import load_checkpoint, model_from_checkpoint
+from model.data.augment import augment
+from model.networks.aulunet import build_model
+from model.networks.checkpoint import load_checkpoint, model_from_checkpoint
 from model.data import load_arrays, open_dataset
-from model.gpu_data import DeviceData, apply_aug, draw_aug_params
-from model.losses import bce_dice_loss
+from model.data.resident import DeviceData, apply_aug, draw_aug_params
+from model.training.losses import bce_dice_loss
 from core.errors import UserError
 from core.metrics import REPORTED_KEYS, PooledMetrics
 from model.train import main as train_main
@@ -327,7 +327,7 @@ def _tiny_dataset(root: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.training
 def test_gpu_protocol_dry_run_resumes_across_calls(tmp_path):
-    from benchmarks.gpu_protocol import main as protocol_main
+    from model.gpu_protocol import main as protocol_main
 
     _tiny_dataset(tmp_path / "data" / "tiny")
     common = ["--state", str(tmp_path / "state"), "--data-root", str(tmp_path / "data"), "--plan", "v3:tiny,v3:absent",

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from model.augment import augment
-from model.checkpoint import FORMAT, load_checkpoint
+from model.data.augment import augment
+from model.networks.checkpoint import FORMAT, load_checkpoint
 from model.train import main as train_main, parse_args
 from model.training.options import lr_at
 
@@ -114,7 +114,7 @@ def test_compiled_steps_match_eager(ph2):
       at initialisation are up to ~2% off float64 ones, model/training/engines.py), so each kernel's vector is ~1% off
       exact and two kernels up to ~2% apart: bound 5e-2 of its norm (measured <= 7e-3); a wrong gradient is
       off by O(1)."""
-    from model.aulunet import build_model
+    from model.networks.aulunet import build_model
     from model.data import load_arrays, open_dataset
     from model.training.engines import make_loss_fn
 

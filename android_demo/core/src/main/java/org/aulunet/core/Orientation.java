@@ -3,7 +3,7 @@ package org.aulunet.core;
 /**
  * The EXIF orientation tag (1..8) applied to decoded pixels, so that the photo is segmented the way
  * every viewer shows it: Android's BitmapFactory ignores the tag, while the toolkit's Python loader
- * (PIL's ImageOps.exif_transpose in model/data.py) and the browser (createImageBitmap, imageOrientation
+ * (PIL's ImageOps.exif_transpose in model/data/) and the browser (createImageBitmap, imageOrientation
  * "from-image") apply it. Pure function on a row-major pixel array; any other tag value means 1 (as stored).
  *
  * <pre>

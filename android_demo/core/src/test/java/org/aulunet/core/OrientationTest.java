@@ -15,7 +15,7 @@ import java.util.List;
 import org.junit.Test;
 
 /**
- * Orientation.apply against the Python loader (model/data.py, PIL's ImageOps.exif_transpose) on the same
+ * Orientation.apply against the Python loader (model/data/, PIL's ImageOps.exif_transpose) on the same
  * photo saved with each of the 8 EXIF orientations (android_demo/tools/make_golden.py
  * write_orientation_cases): the same pixels, byte for byte. Run with -Dgolden.dir=DIR.
  */

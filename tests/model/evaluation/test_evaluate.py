@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import runtimes
-from model.checkpoint import CheckpointError, load_checkpoint
+from model.networks.checkpoint import CheckpointError, load_checkpoint
 from model.demo import main as demo_main
 from model.evaluate import main as evaluate_main
 from tests.conftest import REPO, assert_one_line_error, cli, foreign_onnx
@@ -154,7 +154,7 @@ def test_export_without_its_checkpoint_is_traced_by_the_data_in_its_metadata(ph2
     refused too; an old export whose checkpoint is nowhere cannot be traced and is scored."""
     import onnx
 
-    from model.provenance import overlap_error
+    from model.evaluation.provenance import overlap_error
     from model.data import open_dataset
 
     train = open_dataset(ph2).subset("train")

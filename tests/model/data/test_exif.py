@@ -1,5 +1,5 @@
 """EXIF orientation (issue 18): images and masks are read as every viewer shows them (PIL's
-ImageOps.exif_transpose), by the file loader (model/data.py) and by predict() on a PIL image alike. The
+ImageOps.exif_transpose), by the file loader (model/data/) and by predict() on a PIL image alike. The
 browser's decoding is checked in tests/web_demo/test_exif.py, the Android app's in tests/android_demo/test_app.py."""
 import warnings
 

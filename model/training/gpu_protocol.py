@@ -1,4 +1,4 @@
-"""The paper's protocol on one GPU, in chunks: `python benchmarks/gpu_protocol.py [--budget 540] [--out DIR]`.
+"""The paper's protocol on one GPU, in chunks: `python model/gpu_protocol.py [--budget 540] [--out DIR]`.
 
 One call does as much as fits in `--budget` seconds and can be repeated until everything is done;
 its state lives in `--state` (default runs/gpu_protocol, git-ignored), so a later call on the same
@@ -32,18 +32,15 @@ import os
 import shutil
 import signal
 import statistics
-import sys
 import tarfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.clitools import user_errors  # noqa: E402  (stdlib only)
-from core.metrics import ISIC_KEYS, POOLED_KEYS  # noqa: E402
+from core.clitools import user_errors
+from core.metrics import ISIC_KEYS, POOLED_KEYS
 
-from core.paths import REPO  # noqa: E402
+from core.paths import REPO
 DEFAULT_PLAN = "v3:isic2018,v3:isic2017,v1:isic2018,v2:isic2018"
 DEFAULT_SPEED = "eager,fast,fast-k1,fast-k5-cudagraph,fast-k5-capture"
 FALLBACK = ("cudagraph", "compile", "eager")  # engines tried in turn when the chosen one fails
@@ -95,9 +92,9 @@ def pick_engine(speed: dict, k: int) -> str:
 
 def evaluate_test(run_dir: Path, seeds, data_dir: Path, size: int, device, log) -> list:
     """Each seed's best.pt on the dataset's test split (once, after training), in one stacked pass."""
-    from model.checkpoint import model_from_checkpoint
+    from model.networks.checkpoint import model_from_checkpoint
     from model.data import open_dataset
-    from model.gpu_data import DeviceData
+    from model.data.resident import DeviceData
     from model.training.scoring import evaluate_models
 
     ds = open_dataset(data_dir)
@@ -115,7 +112,7 @@ def evaluate_test(run_dir: Path, seeds, data_dir: Path, size: int, device, log) 
 
 
 def summarize(name: str, dataset: str, run_dir: Path, seeds, tests, state: Path, device_name: str) -> dict:
-    from model.checkpoint import load_checkpoint
+    from model.networks.checkpoint import load_checkpoint
 
     fleet = json.loads((run_dir / "fleet.json").read_text())
     per_seed = []
@@ -272,7 +269,7 @@ def main(argv=None) -> dict:
     try:
         speed_path = state / "train_speed.json"
         if args.speed and not speed_path.is_file():
-            from benchmarks.train_speed import main as speed_main
+            from model.training.speed import main as speed_main
 
             log(f"train_speed: {args.speed_paths}")
             speed_main(["--paths", args.speed_paths, "--device", args.device, "--size", str(args.size),
@@ -349,6 +346,3 @@ def main(argv=None) -> dict:
             signal.signal(signal.SIGTERM, previous)
     return progress
 
-
-if __name__ == "__main__":
-    main()

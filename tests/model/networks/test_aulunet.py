@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.aulunet import AKF, LSG, RGF, AULUNet, AULUNetConfig, PlainDW, AddSkip, build_model, list_models
+from model.networks.aulunet import AKF, LSG, RGF, AULUNet, AULUNetConfig, PlainDW, AddSkip, build_model, list_models
 from model.summary import count, main as summary_main
 
 

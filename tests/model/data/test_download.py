@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model.data import open_dataset
-from model.download import ARCHIVES, DownloadError, download, fetch
+from model.data.download import ARCHIVES, DownloadError, download, fetch
 from tests.conftest import lesion_pair
 
 
@@ -128,7 +128,7 @@ def test_offline_and_missing_are_clear_errors(isic_server, tmp_path):
 
 
 def test_bad_zip_is_reported(tmp_path):
-    from model.download import unpack
+    from model.data.download import unpack
     p = tmp_path / "bad.zip"
     p.write_bytes(b"not a zip")
     with pytest.raises(DownloadError, match=r"bad\.zip: not a valid zip"):
@@ -156,7 +156,7 @@ def _tree(folder):
 
 
 def test_unpack_writes_all_members_then_the_marker(tmp_path):
-    from model.download import extracted, unpack
+    from model.data.download import extracted, unpack
 
     archive = _zip(tmp_path / f"{FOLDER}.zip", {**_members(), "__MACOSX/._junk": b"x"})
     dest = tmp_path / "dest"
@@ -171,7 +171,7 @@ def test_unpack_writes_all_members_then_the_marker(tmp_path):
 def test_half_extracted_attempt_is_extracted_again(tmp_path):
     """A killed extraction (part of the folder, a temporary of a dead process, no marker) is not 'ready':
     the rerun unpacks the whole archive again, replacing what the killed one left."""
-    from model.download import extracted, unpack
+    from model.data.download import extracted, unpack
 
     archive = _zip(tmp_path / f"{FOLDER}.zip", _members(5))
     dest = tmp_path / "dest"
@@ -186,7 +186,7 @@ def test_half_extracted_attempt_is_extracted_again(tmp_path):
 
 
 def test_a_foreign_folder_in_the_way_is_refused(tmp_path):
-    from model.download import unpack
+    from model.data.download import unpack
 
     archive = _zip(tmp_path / f"{FOLDER}.zip", _members())
     dest = tmp_path / "dest"
@@ -199,7 +199,7 @@ def test_a_foreign_folder_in_the_way_is_refused(tmp_path):
 
 @pytest.mark.parametrize("name", ["../evil.txt", "/abs/evil.txt", f"{FOLDER}/../../evil.txt", "C:/evil.txt", "a\\..\\evil.txt"])
 def test_zip_slip_members_are_refused_before_anything_is_written(tmp_path, name):
-    from model.download import unpack
+    from model.data.download import unpack
 
     archive = _zip(tmp_path / "x.zip", {**_members(), name: b"evil"})
     dest = tmp_path / "sub" / "dest"
@@ -209,7 +209,7 @@ def test_zip_slip_members_are_refused_before_anything_is_written(tmp_path, name)
 
 
 def test_symlink_members_are_refused(tmp_path):
-    from model.download import unpack
+    from model.data.download import unpack
 
     info = zipfile.ZipInfo(f"{FOLDER}/link")
     info.external_attr = (0o120777 << 16)
@@ -222,7 +222,7 @@ def test_symlink_members_are_refused(tmp_path):
 
 def test_bomb_like_archives_are_refused_before_anything_is_written(tmp_path):
     """A member that expands 1000x (20 MiB of zeros), more members or bytes than allowed: refused up front."""
-    from model.download import unpack
+    from model.data.download import unpack
 
     bomb = _zip(tmp_path / "bomb.zip", {f"{FOLDER}/zeros.bin": bytes(20 << 20)}, zipfile.ZIP_DEFLATED)
     assert bomb.stat().st_size < 1 << 20
@@ -238,7 +238,7 @@ def test_bomb_like_archives_are_refused_before_anything_is_written(tmp_path):
 
 
 def test_damaged_member_leaves_nothing(tmp_path):
-    from model.download import unpack
+    from model.data.download import unpack
 
     path = _zip(tmp_path / "bad.zip", _members())
     raw = bytearray(path.read_bytes())

@@ -1,6 +1,6 @@
 """The .pt backend of runtimes.load: a checkpoint written by model/train.py, run in PyTorch.
 
-It lives here, not in runtimes/, because it needs the network (model/aulunet.py) and torch, and runtimes/
+It lives here, not in runtimes/, because it needs the network (model/networks/aulunet.py) and torch, and runtimes/
 sits below model/ (docs/architecture.md). model/__init__.py registers it with `runtimes.register`, so any
 `import model...` makes `runtimes.load("x.pt")` work; torch itself is imported only when a .pt is loaded.
 """
@@ -21,7 +21,7 @@ class TorchSegmenter(Segmenter):
         super().__init__(path, threads, allow_foreign)
         import torch
 
-        from model.checkpoint import CheckpointError, model_from_checkpoint
+        from model.networks.checkpoint import CheckpointError, model_from_checkpoint
 
         if threads:
             torch.set_num_threads(threads)

@@ -6,7 +6,7 @@ arithmetic of `core.preprocess` (separable two-tap bilinear resize with half-pix
 per-image min-max; masks by nearest neighbour): the float32 images equal `model.data.load_arrays`'s
 bit for bit (tested on the CPU). They stay resident, so a training step moves no pixels over PCIe.
 
-Augmentation in batches, with the random numbers of `model.augment.augment`:
+Augmentation in batches, with the random numbers of `model.data.augment.augment`:
 `draw_aug_params(gen, b)` draws from one seed's CPU generator exactly what `augment()` draws for a
 batch of b images (same calls, same order, same float32 rotation matrices) and returns them as one
 small (b, 8) tensor; `apply_aug(x, y, params)` applies them to a whole batch (several seeds' batches

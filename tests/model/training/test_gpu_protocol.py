@@ -1,7 +1,7 @@
-"""benchmarks/gpu_protocol.py's state between calls: a damaged progress.json is a one-line error, left as it is."""
+"""model/gpu_protocol.py's state between calls: a damaged progress.json is a one-line error, left as it is."""
 import pytest
 
-from benchmarks.gpu_protocol import main as protocol_main
+from model.gpu_protocol import main as protocol_main
 
 
 @pytest.mark.parametrize("text,why", [("{\"runs\": {", r"JSONDecodeError: "), ("[]", r"expected \{\"runs\"")])

@@ -44,7 +44,7 @@ def write_synthetic_dataset(folder, n: int = 6, seed: int = 0, shape: Tuple[int,
         img, mask = make_lesion(rng, shape)
         Image.fromarray(img).save(folder / "images" / f"SYN{i:03d}.png")
         Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "masks" / f"SYN{i:03d}_segmentation.png")
-    (folder / MARKER).write_text("Synthetic lesion images drawn by model/synthetic.py; not real dermoscopy.\n")
+    (folder / MARKER).write_text("Synthetic lesion images drawn by model/data/synthetic.py; not real dermoscopy.\n")
     return folder
 
 

@@ -1,4 +1,4 @@
-"""model/checkpoint.py on bad input (issue 11): headers that lack a key, describe no AULUNet, or would allocate
+"""model/networks/checkpoint.py on bad input (issue 11): headers that lack a key, describe no AULUNet, or would allocate
 or misread; refused in one line before anything is built."""
 import json
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import runtimes
-from model.checkpoint import CheckpointError, load_checkpoint
+from model.networks.checkpoint import CheckpointError, load_checkpoint
 from core.errors import ModelFileError
 from tests.conftest import REPO
 
@@ -22,7 +22,7 @@ def test_checkpoint_header_without_a_key(tmp_path, shipped, drop):
 
 
 def test_checkpoint_with_a_bad_config(tmp_path, shipped):
-    from model.checkpoint import model_from_checkpoint
+    from model.networks.checkpoint import model_from_checkpoint
 
     ck = load_checkpoint(shipped)
     torch.save({**ck, "config": {**ck["config"], "channels": 7}}, tmp_path / "badcfg.pt")

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from model.checkpoint import load_checkpoint
+from model.networks.checkpoint import load_checkpoint
 from model.promote import main as promote_main
 from model.train import main as train_main
 

@@ -11,30 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence, Set, Tuple
 
-from core.paths import REPO, SHARED_DATA  # noqa: F401
+from core.paths import WEIGHTS_DIR
 
 
 def training_ids(ckpt: dict) -> Optional[Set[str]]:
-    """The ids a checkpoint trained on, or None when its data folder is not here to tell."""
-    from .data import DataError, open_dataset
+    """The ids a checkpoint trained on, or None when its data folder is not here to tell (model/data/locate.py)."""
+    from model.data.locate import training_dataset
 
-    data = ckpt.get("data") or {}
-    root = data.get("root")
-    if not root:
+    ds = training_dataset(ckpt)
+    if ds is None or (ckpt.get("data") or {}).get("split_hash") is None or "train" not in ds.splits:
         return None
-    for cand in (Path(root), SHARED_DATA / Path(root).name):
-        if not cand.is_dir():
-            continue
-        try:
-            ds = open_dataset(cand, seed=(ckpt.get("train_args") or {}).get("seed", 0))
-        except DataError:
-            continue
-        if ds.split_hash() != data.get("split_hash") or "train" not in ds.splits:
-            continue
-        ids = [s.id for s in ds.subset("train")]
-        limit = (ckpt.get("train_args") or {}).get("limit_train") or 0
-        return set(ids[:limit] if limit else ids)
-    return None
+    ids = [s.id for s in ds.subset("train")]
+    limit = (ckpt.get("train_args") or {}).get("limit_train") or 0
+    return set(ids[:limit] if limit else ids)
 
 
 def _export_source(weights, metadata: Optional[dict]) -> Optional[Tuple[dict, str]]:
@@ -57,11 +46,11 @@ def _export_source(weights, metadata: Optional[dict]) -> Optional[Tuple[dict, st
     if not isinstance(src, dict) or not isinstance(src.get("file"), str):
         return None
     from core.safeio import file_sha256
-    from model.checkpoint import CheckpointError, load_checkpoint
+    from model.networks.checkpoint import CheckpointError, load_checkpoint
 
     name = Path(src["file"]).name
     label = f"its source checkpoint {name}"
-    for cand in (Path(weights).parent / name, REPO / "model" / "weights" / name):
+    for cand in (Path(weights).parent / name, WEIGHTS_DIR / name):
         if cand.is_file() and file_sha256(cand) == src.get("sha256"):
             try:
                 return load_checkpoint(cand), label
@@ -76,7 +65,7 @@ def overlap_error(weights, samples: Sequence, split: str, metadata: Optional[dic
     """A one-line error when `samples` include images the model file `weights` trained on, else None.
     A .pt is its own record; an export is traced to its source checkpoint through its metadata (pass the
     loaded Segmenter's `metadata`, or it is read from the file)."""
-    from .checkpoint import CheckpointError, load_checkpoint
+    from model.networks.checkpoint import CheckpointError, load_checkpoint
 
     if Path(weights).suffix.lower() == ".pt":
         try:
