@@ -22,6 +22,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from core.clitools import ArgumentParser, add_verbose, check_ranges, check_threads, quiet, user_errors
+from core.errors import UserError
 from core.paths import export_path
 
 DEFAULT = [export_path(f"{q}{ext}") for ext in (".onnx", ".xml") for q in ("", "_int8")]
@@ -126,7 +127,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     by_runtime: Dict[str, Dict[str, Dict[str, float]]] = {}
     for f in map(Path, args.files):
         if f.suffix not in PROFILERS or not f.is_file():
-            raise SystemExit(f"error: {f}: not an existing .onnx or .xml file; export one with export/all.py")
+            raise UserError(f"{f}: not an existing .onnx or .xml file; export one with export/all.py")
     for f in map(Path, args.files):
         runtime, fn = PROFILERS[f.suffix]
         with quiet(args.verbose):

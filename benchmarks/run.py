@@ -162,9 +162,9 @@ def choose_models(formats: Optional[str], names: Dict[str, Path]) -> Dict[str, P
         chosen = {}
         for n in (f.strip() for f in formats.split(",") if f.strip()):
             if n not in names:
-                raise SystemExit(f"error: unknown format '{n}'; choose from {', '.join(names)}")
+                raise UserError(f"unknown format '{n}'; choose from {', '.join(names)}")
             if not names[n].is_file():
-                raise SystemExit(f"error: {names[n]}: model file for '{n}' not found; export it with {FORMATS[n.split('-')[0]].script}")
+                raise UserError(f"{names[n]}: model file for '{n}' not found; export it with {FORMATS[n.split('-')[0]].script}")
             chosen[n] = names[n]
         return chosen
     return {n: p for n, p in names.items() if p.is_file()}
@@ -230,7 +230,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = p.parse_args(argv)
     check_ranges(args, {"eval_count": 0, "warmup": 0, "runs": 1, "min_seconds": 0.0, "rounds": 1, "port": 1})
     if args.port > 65535:
-        raise SystemExit(f"error: --port {args.port}: give a TCP port, 1-65535")
+        raise UserError(f"--port {args.port}: give a TCP port, 1-65535")
     if args.formats is not None and not [f for f in args.formats.split(",") if f.strip()]:
         raise UserError(f"--formats {args.formats!r}: name at least one format, e.g. onnx,tflite-int8 "
                         "(or leave --formats out for every exported one)")
@@ -238,21 +238,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         if path and not Path(path).is_file():
             raise UserError(f"{flag} {path}: file not found; pass an existing file or leave {flag} out (ssh's own)")
     if args.update_results and args.out:
-        raise SystemExit("error: --update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
+        raise UserError("--update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
     if args.device not in PROFILES:
-        raise SystemExit(f"error: unknown device '{args.device}'; choose from {', '.join(PROFILES)}")
+        raise UserError(f"unknown device '{args.device}'; choose from {', '.join(PROFILES)}")
     profile = PROFILES[args.device]
     if profile["board"] and not args.host:
         board = runner.board_model() or ""
         if not board.startswith(profile["board"]):
-            raise SystemExit(f"error: --device {args.device}: this machine is not a {profile['board']} "
+            raise UserError(f"--device {args.device}: this machine is not a {profile['board']} "
                              f"(board: {board or 'unknown'}); run it on the Pi, or from here with "
                              f"--device {args.device} --host user@raspberrypi.local, or use --device host")
     weights, data = Path(args.weights), Path(args.data)
     if not weights.is_file():
-        raise SystemExit(f"error: {weights}: checkpoint not found; pass --weights or train one (model/train.py)")
+        raise UserError(f"{weights}: checkpoint not found; pass --weights or train one (model/train.py)")
     if not data.is_dir():
-        raise SystemExit(f"error: {data}: eval data not found; pass --data DIR with images and masks")
+        raise UserError(f"{data}: eval data not found; pass --data DIR with images and masks")
     from model.networks.checkpoint import load_checkpoint
 
     load_checkpoint(weights)  # a file that is not a checkpoint is named before the exports are looked up by its name
@@ -262,7 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if args.device == "arm-emu" and not args.formats:
         models.pop("torch", None)  # the emulated device side has no torch, by design
     if not models:
-        raise SystemExit(f"error: no model files in {args.exports}; run python export/all.py first")
+        raise UserError(f"no model files in {args.exports}; run python export/all.py first")
     # the runs happen on this machine unless --host: there the device's runner checks its own cores
     threads = runner.parse_threads(args.threads or profile["threads"], this_machine=not args.host)
     out_dir = RESULTS if args.update_results else Path(args.out or DEFAULT_OUT)
@@ -281,7 +281,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             res = run_emulated(list(models.values()), eval_path, threads, args.warmup, args.runs, args.min_seconds,
                                names, allow_system_setup=args.allow_system_setup)
         except EmulationError as e:
-            raise SystemExit(f"error: emulated ARM: {e}")
+            raise UserError(f"emulated ARM: {e}")
         finally:
             eval_path.unlink(missing_ok=True)
     elif args.host:
@@ -292,7 +292,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
             res = run_remote(remote, list(models.values()), eval_path, threads, args.warmup, args.runs,
                              args.min_seconds, names, args.rounds)
         except RemoteError as e:
-            raise SystemExit(f"error: {e}")
+            raise UserError(str(e))
         finally:
             eval_path.unlink(missing_ok=True)
         board = res["device"].get("board") or ""

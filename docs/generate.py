@@ -31,6 +31,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.clitools import user_errors  # noqa: E402
+from core.errors import UserError  # noqa: E402
 from core.paths import EXPORTS_DIR as EXPORTS, REPO, WEIGHTS_DIR as WEIGHTS  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -408,7 +410,7 @@ def render(text: str, where: str = "") -> str:
     def fill(m: re.Match) -> str:
         name = m.group("name")
         if name not in BLOCKS:
-            raise SystemExit(f"error: {where}: unknown generated block '{name}'; known: {', '.join(BLOCKS)}")
+            raise UserError(f"{where}: unknown generated block '{name}'; known: {', '.join(BLOCKS)}")
         return f"{m.group(1)}{BLOCKS[name]().rstrip()}\n{m.group(4)}"
     return BLOCK.sub(fill, text)
 
@@ -418,6 +420,7 @@ def stale(files: Sequence[Path] = FILES) -> List[Path]:
     return [f for f in files if render(f.read_text(), str(f)) != f.read_text()]
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
     from core.clitools import ArgumentParser, HelpFormatter
     from core.safeio import atomic_write_text
@@ -428,7 +431,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Path]:
     changed = stale()
     if args.check:
         if changed:
-            raise SystemExit("error: out of date: " + ", ".join(str(f.relative_to(REPO)) for f in changed)
+            raise UserError("out of date: " + ", ".join(str(f.relative_to(REPO)) for f in changed)
                              + "; run python docs/generate.py")
         print("docs are up to date")
         return []

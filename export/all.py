@@ -16,6 +16,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from export.cli import DEFAULT_WEIGHTS, EXPORTS, OUTPUTS, UPDATE_FLAG, check_outputs, run
+from core.clitools import user_errors
 from core.formats import FORMATS
 from export import exporter
 
@@ -69,6 +70,7 @@ def rebuild_summary(args) -> List[Dict]:
     return rows
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     from core.clitools import ArgumentParser, HelpFormatter, add_verbose
 
@@ -92,12 +94,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     add_verbose(p)
     args = p.parse_args(argv)
     if args.summary_only:
-        from core.clitools import user_errors
-
-        return user_errors(rebuild_summary)(args)
+        return rebuild_summary(args)
     from model.data.locate import training_dataset
     from core.safeio import atomic_write_text
-    from model.networks.checkpoint import CheckpointError, model_from_checkpoint
+    from model.networks.checkpoint import model_from_checkpoint
     from core.errors import UserError
     from core.safeio import ensure_writable_dir, guard_committed
     from runtimes.base import reason
@@ -105,29 +105,26 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     keys = list(dict.fromkeys(k.strip() for k in args.formats.split(",") if k.strip()))  # each format once, in order
     for key in keys:
         if key not in EXPORTABLE:
-            raise SystemExit(f"error: unknown format '{key}'; choose from {', '.join(EXPORTABLE)}")
+            raise UserError(f"unknown format '{key}'; choose from {', '.join(EXPORTABLE)}")
     if not keys:
-        raise SystemExit(f"error: --formats '{args.formats}': name at least one of {', '.join(EXPORTABLE)}")
+        raise UserError(f"--formats '{args.formats}': name at least one of {', '.join(EXPORTABLE)}")
     if args.eval_data and not Path(args.eval_data).is_dir():
-        raise SystemExit(f"error: {args.eval_data}: --eval-data folder not found; pass a dataset folder, or leave "
+        raise UserError(f"{args.eval_data}: --eval-data folder not found; pass a dataset folder, or leave "
                          f"--eval-data out to use the checkpoint's own data")
     if args.calib and not Path(args.calib).is_dir():
-        raise SystemExit(f"error: {args.calib}: --calib folder not found; pass a folder of real lesion images")
+        raise UserError(f"{args.calib}: --calib folder not found; pass a folder of real lesion images")
     args.out = args.out or str(EXPORTS if args.update_results else OUTPUTS)
     stem = Path(args.weights).stem
-    try:
-        for path in (Path(args.out), summary_path(Path(args.out), stem, ".json")):
-            guard_committed(path, UPDATE_FLAG, args.update_results, "leave --out out to write under outputs/exports/")
-        _, ckpt = model_from_checkpoint(Path(args.weights))
-        ensure_writable_dir(Path(args.out), "--out")
-        for key in keys:  # every artifact's paths, before the first export starts
-            for q in FORMATS[key].quantize:
-                check_outputs(FORMATS[key], Path(args.out) / FORMATS[key].filename(stem, q), args.update_results)
-    except (CheckpointError, UserError) as e:
-        raise SystemExit(f"error: {e}") from None
+    for path in (Path(args.out), summary_path(Path(args.out), stem, ".json")):
+        guard_committed(path, UPDATE_FLAG, args.update_results, "leave --out out to write under outputs/exports/")
+    _, ckpt = model_from_checkpoint(Path(args.weights))
+    ensure_writable_dir(Path(args.out), "--out")
+    for key in keys:  # every artifact's paths, before the first export starts
+        for q in FORMATS[key].quantize:
+            check_outputs(FORMATS[key], Path(args.out) / FORMATS[key].filename(stem, q), args.update_results)
     for path in (summary_path(Path(args.out), stem, ".json"), summary_path(Path(args.out), stem, ".md")):
         if path.is_dir():
-            raise SystemExit(f"error: {path}: is a folder, where the summary table goes; move it away or pass another --out")
+            raise UserError(f"{path}: is a folder, where the summary table goes; move it away or pass another --out")
     can_calibrate = args.calib is not None or training_dataset(ckpt) is not None
 
     rows = []

@@ -19,6 +19,8 @@ if __package__ in (None, ""):
 
 import numpy as np
 
+from core.clitools import user_errors
+from core.errors import UserError
 from core.formats import EXPORT_PACKAGES, FORMATS, Format
 from export import exporter
 
@@ -30,7 +32,6 @@ UPDATE_FLAG = "--update-results"
 
 def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace:
     from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges
-    from core.errors import UserError
 
     p = ArgumentParser(prog=fmt.script, formatter_class=HelpFormatter,
                                 description=f"Export an AULUNet checkpoint to {fmt.title} ({fmt.suffix}) and check parity "
@@ -134,23 +135,20 @@ def torch_probabilities(model, x: np.ndarray, batch: int = 8) -> np.ndarray:
                                for i in range(0, len(x), batch)])
 
 
+@user_errors
 def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> Dict:
-    """Export, check parity, write artifact + numerics JSON atomically. Raises SystemExit on any failure,
-    with one line (the tools' own output is hidden unless --verbose). Every output path is checked before
+    """The command line of every exporter (export/to_<format>.py): export, check parity, write artifact +
+    numerics JSON atomically. Exits with `error: <one line>` on any failure (the tools' own output is hidden unless --verbose). Every output path is checked before
     the export starts; messages name the user's files, never the hidden temporaries."""
     import runtimes
-    from core.errors import UserError
     from core.safeio import clean_stale_temps, temp_prefix
 
     fmt = FORMATS[fmt_key]
-    try:
-        args = parse_args(fmt, argv)
-        weights = Path(args.weights)
-        default_dir = EXPORTS if args.update_results else OUTPUTS
-        out = Path(args.out) if args.out else default_dir / fmt.filename(weights.stem, args.quantize)
-        check_outputs(fmt, out, args.update_results)
-    except UserError as e:
-        raise SystemExit(f"error: {e}") from None
+    args = parse_args(fmt, argv)
+    weights = Path(args.weights)
+    default_dir = EXPORTS if args.update_results else OUTPUTS
+    out = Path(args.out) if args.out else default_dir / fmt.filename(weights.stem, args.quantize)
+    check_outputs(fmt, out, args.update_results)
     clean_stale_temps(out.parent, temp_prefix(out.stem))  # left by an export that was killed
     tmp = out.with_name(f"{temp_prefix(out.stem)}{os.getpid()}{fmt.suffix}")
     tmp_files = [tmp] + [tmp.with_suffix(c) for c in fmt.companions]
@@ -172,10 +170,10 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         numerics = _export(fmt, build, args, weights, out, tmp, tmp_files)
     except UserError as e:
         discard_tmp()
-        raise SystemExit(f"error: {user_paths(str(e))}") from None
+        raise UserError(user_paths(str(e))) from None
     except OSError as e:
         discard_tmp()
-        raise SystemExit(f"error: {user_paths(str(e.filename or out))}: cannot write it "
+        raise UserError(f"{user_paths(str(e.filename or out))}: cannot write it "
                          f"({e.strerror or type(e).__name__}); pass --out in a writable folder") from None
     except (SystemExit, KeyboardInterrupt):
         discard_tmp()
@@ -184,7 +182,7 @@ def run(fmt_key: str, build: Callable, argv: Optional[Sequence[str]] = None) -> 
         discard_tmp()
         if args.verbose:
             raise
-        raise SystemExit(f"error: {out}: the {fmt.title} export failed ({type(e).__name__}: "
+        raise UserError(f"{out}: the {fmt.title} export failed ({type(e).__name__}: "
                          f"{user_paths(runtimes.base.reason(e))}); rerun with --verbose to see the tools' output") from None
     summary = {k: numerics[k] for k in ("artifact", "quantization", "max_abs_diff", "mask_iou_mean", "flipped_fraction")}
     if "export_metrics" in numerics:
@@ -244,7 +242,7 @@ def _export(fmt: Format, build: Callable, args, weights: Path, out: Path, tmp: P
     failed_path = out.with_name(out.name + ".numerics.failed.json")
     if not numerics["passed"]:
         atomic_write_text(failed_path, json.dumps(numerics, indent=1) + "\n")
-        raise SystemExit(f"error: {out}: parity gate failed ({'; '.join(failures(gates))}); nothing written, details in {failed_path}")
+        raise UserError(f"{out}: parity gate failed ({'; '.join(failures(gates))}); nothing written, details in {failed_path}")
     for c in fmt.companions:  # companions first: the model file appears last, complete
         os.replace(tmp.with_suffix(c), out.with_suffix(c))
     os.replace(tmp, out)

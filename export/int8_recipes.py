@@ -28,6 +28,8 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.clitools import user_errors
+from core.errors import UserError
 from core.formats import EXPORT_PACKAGES, FORMATS, model_files
 from export import exporter
 from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
@@ -124,24 +126,24 @@ def results_name(stem: str) -> str:
 
 
 def choose(formats: str, recipes: Optional[str]) -> List[Recipe]:
-    """The recipes to run; SystemExit with one line for an unknown name or an empty choice."""
+    """The recipes to run; a UserError (one line) for an unknown name or an empty choice."""
     keys = [k.strip() for k in formats.split(",") if k.strip()]
     for k in keys:
         if k not in INT8_FORMATS:
-            raise SystemExit(f"error: --formats: unknown format '{k}'; choose from {', '.join(INT8_FORMATS)}")
+            raise UserError(f"--formats: unknown format '{k}'; choose from {', '.join(INT8_FORMATS)}")
     if not keys:
-        raise SystemExit(f"error: --formats '{formats}': name at least one of {', '.join(INT8_FORMATS)}")
+        raise UserError(f"--formats '{formats}': name at least one of {', '.join(INT8_FORMATS)}")
     if recipes is None:
         return [r for r in RECIPES if r.format in keys]
     names = [n.strip() for n in recipes.split(",") if n.strip()]
     if not names:
-        raise SystemExit("error: --recipes '': name at least one recipe (--list shows them)")
+        raise UserError("--recipes '': name at least one recipe (--list shows them)")
     out = []
     for n in names:
         if n not in BY_NAME:
-            raise SystemExit(f"error: --recipes: unknown recipe '{n}'; --list shows the {len(RECIPES)} recipes")
+            raise UserError(f"--recipes: unknown recipe '{n}'; --list shows the {len(RECIPES)} recipes")
         if BY_NAME[n].format not in keys:
-            raise SystemExit(f"error: --recipes: '{n}' is a {BY_NAME[n].format} recipe but --formats is {','.join(keys)}")
+            raise UserError(f"--recipes: '{n}' is a {BY_NAME[n].format} recipe but --formats is {','.join(keys)}")
         out.append(BY_NAME[n])
     return out
 
@@ -355,8 +357,9 @@ def markdown(res: Optional[Dict], earlier: bool = False) -> str:
     return "\n".join(lines)
 
 
+@user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, user_errors
+    from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges
     from core.safeio import atomic_write_text
 
     p = ArgumentParser(prog="export/int8_recipes.py", formatter_class=HelpFormatter,
@@ -382,16 +385,16 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         print(listing())
         return {}
     choose(args.formats, args.recipes)  # bad names fail before anything loads
-    res = user_errors(measure)(args)
+    res = measure(args)
     out = Path(args.out)
     stem = res["checkpoint"]["stem"]
     text = json.dumps(res, indent=1) + "\n"
     md = markdown(res, earlier=True) + "\n"
-    user_errors(atomic_write_text)(out / results_name(stem), text)
-    user_errors(atomic_write_text)(out / results_name(stem).replace(".json", ".md"), md)
+    atomic_write_text(out / results_name(stem), text)
+    atomic_write_text(out / results_name(stem).replace(".json", ".md"), md)
     wrote = [str(out / results_name(stem)), str(out / results_name(stem).replace(".json", ".md"))]
     if args.update_results:
-        user_errors(atomic_write_text)(EXPORTS_DIR / results_name(stem), text)
+        atomic_write_text(EXPORTS_DIR / results_name(stem), text)
         wrote.append(str(EXPORTS_DIR / results_name(stem)))
     print(md)
     print(json.dumps({"recipes": len(res["results"]), "passed": [r["recipe"] for r in res["results"] if r.get("passed")],

@@ -54,7 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
     import runtimes
     from core.safeio import atomic_write_text
-    from model.data import DataError, load_sample, open_dataset
+    from model.data import load_sample, open_dataset
     from model.data.synthetic import is_synthetic, write_synthetic_dataset
     from model.evaluation.figures import figure_grid
 
@@ -66,22 +66,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         data = write_synthetic_dataset(out / "synthetic_data", n=6)
         print(f"using 6 SYNTHETIC lesion images in {data} ({'--synthetic' if args.synthetic else f'no data given and {DEFAULT_DATA} absent'})")
     synthetic = is_synthetic(data)
-    try:
-        with quiet(args.verbose):
-            seg = runtimes.load(args.weights)
-        dataset = open_dataset(data)
-        split = args.split or ("all" if synthetic else "test" if dataset.splits.get("test") else "val")
-        samples = dataset.subset(split)
-        if not args.allow_train_overlap:
-            from model.evaluation.provenance import refuse_training_images
+    with quiet(args.verbose):
+        seg = runtimes.load(args.weights)
+    dataset = open_dataset(data)
+    split = args.split or ("all" if synthetic else "test" if dataset.splits.get("test") else "val")
+    samples = dataset.subset(split)
+    if not args.allow_train_overlap:
+        from model.evaluation.provenance import refuse_training_images
 
-            refuse_training_images(args.weights, samples, split, seg.metadata)
-        res = evaluate_samples(seg, samples, progress=not args.no_progress)
-        shown = samples[: args.figures]
-        pairs = [load_sample(s) for s in shown]  # EXIF orientation applied to both, as evaluation does
-        rgbs, gts = [r for r, _ in pairs], [m for _, m in pairs]
-    except (DataError, runtimes.ModelFileError) as e:
-        raise SystemExit(f"error: {e}")
+        refuse_training_images(args.weights, samples, split, seg.metadata)
+    res = evaluate_samples(seg, samples, progress=not args.no_progress)
+    shown = samples[: args.figures]
+    pairs = [load_sample(s) for s in shown]  # EXIF orientation applied to both, as evaluation does
+    rgbs, gts = [r for r, _ in pairs], [m for _, m in pairs]
     preds = [seg.predict(r)[1] for r in rgbs]
 
     label = f"{'SYNTHETIC ' if synthetic else ''}{data.name} {split}"

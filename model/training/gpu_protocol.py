@@ -38,6 +38,7 @@ from pathlib import Path
 
 
 from core.clitools import user_errors
+from core.errors import UserError
 from core.metrics import ISIC_KEYS, POOLED_KEYS
 
 from core.paths import REPO
@@ -55,10 +56,10 @@ def parse_plan(text: str):
     for part in (p.strip() for p in text.split(",") if p.strip()):
         variant, sep, dataset = part.partition(":")
         if not sep or not variant or not dataset or "/" in dataset:
-            raise SystemExit(f"error: --plan: cannot read '{part}'; give variant:dataset pairs like {DEFAULT_PLAN}")
+            raise UserError(f"--plan: cannot read '{part}'; give variant:dataset pairs like {DEFAULT_PLAN}")
         plan.append((variant, dataset))
     if not plan:
-        raise SystemExit(f"error: --plan: empty; give variant:dataset pairs like {DEFAULT_PLAN}")
+        raise UserError(f"--plan: empty; give variant:dataset pairs like {DEFAULT_PLAN}")
     return plan
 
 
@@ -240,9 +241,9 @@ def main(argv=None) -> dict:
     plan = parse_plan(args.plan)
     for flag in ("epochs", "size", "batch_size", "speed_steps", "speed_rounds", "save_every"):
         if getattr(args, flag) < 1:
-            raise SystemExit(f"error: --{flag.replace('_', '-')} must be at least 1")
+            raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.budget <= args.reserve:
-        raise SystemExit(f"error: --budget {args.budget:g} leaves nothing after --reserve {args.reserve:g}; give a larger --budget")
+        raise UserError(f"--budget {args.budget:g} leaves nothing after --reserve {args.reserve:g}; give a larger --budget")
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(REPO / ".cache" / "inductor"))
     import torch
 
@@ -273,7 +274,7 @@ def main(argv=None) -> dict:
 
             log(f"train_speed: {args.speed_paths}")
             speed_main(["--paths", args.speed_paths, "--device", args.device, "--size", str(args.size),
-                        "--batch", str(args.batch_size), "--steps", str(args.speed_steps), "--rounds", str(args.speed_rounds),
+                        "--batch-size", str(args.batch_size), "--steps", str(args.speed_steps), "--rounds", str(args.speed_rounds),
                         "--data", str(Path(args.data_root) / plan[0][1]), "--epochs", str(args.epochs),
                         "--protocol-seeds", str(len(seeds)), "--json", str(speed_path), "--no-progress", *common])
             call["did"].append("train_speed")
@@ -324,7 +325,7 @@ def main(argv=None) -> dict:
                     if "--resume" not in argv and (run_dir / "fleet_last.pt").is_file():
                         argv.append("--resume")
             if res is None:
-                raise SystemExit(f"error: {run_key}: every engine failed (see protocol.log)")
+                raise UserError(f"{run_key}: every engine failed (see protocol.log)")
             rec.update({"epochs_done": res["epochs_done"], "engine": res["engine"]})
             call["did"].append(f"{run_key}: epochs {res['epochs_done']}/{args.epochs}")
             log(f"{run_key}: {res['epochs_done']}/{args.epochs} epochs")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from core.clitools import ArgumentParser, check_ranges, check_threads, user_errors
+from core.errors import UserError
 
 from core.paths import SHARED_DATA
 DEFAULT_DATA = SHARED_DATA / "isic2018"
@@ -42,7 +43,7 @@ def parse_path(name: str):
     m = FLEET_PATH.match(name)
     if m and int(m.group(1)) >= 1:
         return ("fleet", int(m.group(1)), m.group(2))
-    raise SystemExit(f"error: --paths: unknown path '{name}'; choose from {', '.join(PATHS)} or fast-k<K>[-<engine>] "
+    raise UserError(f"--paths: unknown path '{name}'; choose from {', '.join(PATHS)} or fast-k<K>[-<engine>] "
                      f"(e.g. fast-k5, fast-k5-capture; engines: eager, compile, cudagraph, capture, capture-eager)")
 
 
@@ -161,7 +162,7 @@ def main(argv=None):
                    help=f"comma-separated: {', '.join(PATHS)}, fast-k<K>[-<engine>] (on a GPU: {GPU_PATHS})")
     p.add_argument("--engine", default="auto", help="engine of the fast-k<K> paths that name none (auto: compile on the CPU, cudagraph on CUDA)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--batch", type=int, default=8, help="images per step and seed (the paper's 8)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per step and seed (the paper's 8)")
     p.add_argument("--steps", type=int, default=10, help="steps per path and round")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median round counts")
     p.add_argument("--size", type=int, default=256, help="input size")
@@ -178,11 +179,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     paths = [s.strip() for s in args.paths.split(",") if s.strip()]
     if not paths:
-        raise SystemExit(f"error: --paths: name at least one path, e.g. {GPU_PATHS}")
+        raise UserError(f"--paths: name at least one path, e.g. {GPU_PATHS}")
     kinds = [parse_path(s) for s in paths]
     from core.preprocess import SIZE_MULTIPLE
 
-    check_ranges(args, {"batch": 1, "steps": 1, "rounds": 1, "size": SIZE_MULTIPLE, "train_size": 1, "epochs": 1,
+    check_ranges(args, {"batch_size": 1, "steps": 1, "rounds": 1, "size": SIZE_MULTIPLE, "train_size": 1, "epochs": 1,
                         "protocol_seeds": 1, "threads": 0})
     if args.size % SIZE_MULTIPLE:
         raise UserError(f"--size {args.size}: give a multiple of {SIZE_MULTIPLE} (the model halves the resolution five times)")
@@ -203,7 +204,7 @@ def main(argv=None):
         resolve_engine(kind[2] or args.engine, device)
     paths = [s if not (kind[2] is None and args.engine != "auto") else f"{s}-{args.engine}"
              for s, kind in zip(paths, kinds)]
-    results, source, failed = measure(paths, device, args.batch, args.steps, args.rounds, args.size, args.data,
+    results, source, failed = measure(paths, device, args.batch_size, args.steps, args.rounds, args.size, args.data,
                                       progress=not args.no_progress)
     for r in results:
         epoch_s = args.train_size / r["img_per_s_per_seed"]  # every seed sees the training set once
