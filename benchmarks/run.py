@@ -27,6 +27,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import runner
+from benchmarks.device_facts import board_model
 from core.clitools import ArgumentParser, check_ranges, user_errors
 from core.errors import UserError
 from core.safeio import ensure_writable_dir, guard_committed
@@ -243,7 +244,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         raise UserError(f"unknown device '{args.device}'; choose from {', '.join(PROFILES)}")
     profile = PROFILES[args.device]
     if profile["board"] and not args.host:
-        board = runner.board_model() or ""
+        board = board_model() or ""
         if not board.startswith(profile["board"]):
             raise UserError(f"--device {args.device}: this machine is not a {profile['board']} "
                              f"(board: {board or 'unknown'}); run it on the Pi, or from here with "

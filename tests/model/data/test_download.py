@@ -27,20 +27,27 @@ def _png(arr) -> bytes:
     return b.getvalue()
 
 
-@pytest.fixture()
-def isic_server():
-    """A local HTTP server on 127.0.0.1 with Range support serving tiny ISIC 2018 archives."""
+def _isic_archive_bytes():
+    """{official relative path: zip bytes} of the six ISIC 2018 archives, tiny (3 training cases, 1 val, 1 test)."""
     rng = np.random.default_rng(0)
-    files = {}
+    out = {}
     for rel in ARCHIVES["isic2018"]:
-        folder = rel.split("/")[-1][:-4]
-        split = "Training" if "Training" in folder else "Validation" if "Validation" in folder else "Test"
+        name = rel.split("/")[-1][:-4]
+        split = "Training" if "Training" in name else "Validation" if "Validation" in name else "Test"
+        gt = "GroundTruth" in name
         content = {}
         for k in range(3 if split == "Training" else 1):
             img, mask = lesion_pair(rng)
             sid = f"ISIC_{split[:2]}{k:05d}"
-            content[f"{sid}_segmentation.png" if "GroundTruth" in folder else f"{sid}.png"] = _png(mask if "GroundTruth" in folder else img)
-        files["/" + rel] = _zip_bytes(folder, content)
+            content[f"{sid}_segmentation.png" if gt else f"{sid}.png"] = _png(mask if gt else img)
+        out[rel] = _zip_bytes(name, content)
+    return out
+
+
+@pytest.fixture()
+def isic_server():
+    """A local HTTP server on 127.0.0.1 with Range support serving tiny ISIC 2018 archives."""
+    files = {"/" + rel: data for rel, data in _isic_archive_bytes().items()}
     state = {"requests": [], "truncate": set()}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -252,20 +259,11 @@ def test_damaged_member_leaves_nothing(tmp_path):
 
 def _isic_archives(folder):
     """The six ISIC 2018 archives, tiny, as files named as the server names them."""
-    rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for rel in ARCHIVES["isic2018"]:
-        name = rel.split("/")[-1][:-4]
-        split = "Training" if "Training" in name else "Validation" if "Validation" in name else "Test"
-        content = {}
-        for k in range(3 if split == "Training" else 1):
-            img, mask = lesion_pair(rng)
-            sid = f"ISIC_{split[:2]}{k:05d}"
-            gt = "GroundTruth" in name
-            content[f"{sid}_segmentation.png" if gt else f"{sid}.png"] = _png(mask if gt else img)
-        (folder / f"{name}.zip").write_bytes(_zip_bytes(name, content))
-        paths.append(folder / f"{name}.zip")
+    for rel, data in _isic_archive_bytes().items():
+        paths.append(folder / rel.split("/")[-1])
+        paths[-1].write_bytes(data)
     return paths
 
 

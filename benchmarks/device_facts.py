@@ -1,0 +1,90 @@
+"""What a benchmark records about the machine it ran on: the board (Raspberry Pi model), CPU model and
+cores, thermal state and throttling, the runtimes' versions, a model's size, the process's peak memory.
+numpy and the standard library only: it travels to the device with benchmarks/runner.py."""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def _vcgencmd(*args: str) -> Optional[str]:
+    try:
+        return subprocess.run(["vcgencmd", *args], capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def board_model() -> Optional[str]:
+    """'Raspberry Pi 5 Model B Rev 1.0' on a Pi (device tree), else None."""
+    return _read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
+
+
+def thermal() -> Dict:
+    """Temperature and throttling now: vcgencmd on a Pi, the kernel's thermal zone elsewhere."""
+    t = _vcgencmd("measure_temp")
+    zone = _read("/sys/class/thermal/thermal_zone0/temp")
+    return {"temp_c": float(t.split("=")[1].rstrip("'C")) if t and "=" in t else (int(zone) / 1000 if zone and zone.isdigit() else None),
+            "throttled": _vcgencmd("get_throttled")}
+
+
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76", "0xd41": "Cortex-A78", "0xd46": "Cortex-A510"}
+
+
+def device_facts() -> Dict:
+    cpuinfo = _read("/proc/cpuinfo") or ""
+    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
+             if ln.split(":")[0].strip() in ("model name", "Model", "Hardware")]
+    names += [ARM_PARTS.get(v, f"ARM part {v}") for v in
+              (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.split(":")[0].strip() == "CPU part")]
+    freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    os_name = next((ln.split("=", 1)[1].strip('"') for ln in (_read("/etc/os-release") or "").splitlines()
+                    if ln.startswith("PRETTY_NAME=")), platform.platform())
+    emulated = bool(os.environ.get("QEMU_CPU") or os.environ.get("AULUNET_EMULATED"))
+    return {"machine": platform.machine(), "cpu": names[0] if names else platform.processor() or None,
+            "cores": os.cpu_count(), "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            "clock_mhz": int(freq) // 1000 if freq and freq.isdigit() else None, "board": board_model(),
+            "os": os_name, "python": platform.python_version(), "numpy": np.__version__, "emulated": emulated,
+            "qemu_cpu": os.environ.get("QEMU_CPU")}
+
+
+def runtime_versions() -> Dict:
+    from importlib import metadata
+
+    out = {}
+    for pkg in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "openvino", "executorch", "executorch-numpy-runtime",
+                "ncnn", "torch"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def model_bytes(model: Path) -> Optional[int]:
+    """The model file plus the files that travel with it (OpenVINO's .bin beside its .xml)."""
+    from core.formats import model_files
+
+    return sum(f.stat().st_size for f in model_files(model)) if model.is_file() else None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM resets at exec; ru_maxrss would carry the parent's peak."""
+    status = _read("/proc/self/status") or ""
+    for ln in status.splitlines():
+        if ln.startswith("VmHWM:"):
+            return int(ln.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
