@@ -53,6 +53,11 @@ def parse_args(argv=None):
     p.add_argument("--restart-tmax", type=int, default=50, help="--schedule restart: epochs from the top of the cosine to its bottom")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, the batch order and augmentation (and of the split when there is no split.json)")
     p.add_argument("--seeds", default=None, help="train these seeds at once as a fleet, e.g. 0,1,2,3,4 or 0-4 (one folder per seed under --out)")
+    p.add_argument("--augment", choices=["paper", "robust"], default="paper",
+                   help="training augmentation: the paper's flips and rotations, or those plus the robust recipe's "
+                        "photometric changes and drawn hair and ink (model/data/photometric.py)")
+    p.add_argument("--ema", type=float, default=0.0, help="decay of an exponential moving average of the weights, "
+                                                           "evaluated and shipped instead of them, e.g. 0.999 (0 = off)")
     p.add_argument("--size", type=int, default=0, help="input size (0 = the variant's own: 256 for the paper's, 128 for aulunet_v3_in128; smaller for quick tests)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images (0 = all)")
     p.add_argument("--limit-val", type=int, default=0, help="use only the first N validation images (0 = all)")

@@ -28,6 +28,7 @@ import torch
 from model.training import ddp
 from model.networks.aulunet import build_model
 from core.errors import UserError
+from model.data.photometric import apply_photometric
 from model.data.resident import N_PARAMS, DeviceData, apply_aug
 from model.training.network import nonfinite_keys, stack_models, unstack_state
 from model.training.scoring import evaluate_stacked, seed_losses
@@ -80,7 +81,8 @@ class Fleet:
     """K seeds of one variant as one stacked model + AdamW, with the chosen engine's training step."""
 
     def __init__(self, name: str, seeds: Sequence[int], device, engine: str = "eager", lr: float = 1e-3,
-                 weight_decay: float = 1e-2, precision: str = "fp32", dist: Optional[ddp.Dist] = None):
+                 weight_decay: float = 1e-2, precision: str = "fp32", dist: Optional[ddp.Dist] = None,
+                 ema: float = 0.0):
         self.name, self.seeds, self.k = name, list(seeds), len(seeds)
         self.device = torch.device(device)
         self.engine, self.dist = engine, dist or ddp.Dist()
@@ -109,6 +111,10 @@ class Fleet:
         self.loss_fn = make_loss_fn(self.model, engine, torch.bfloat16 if precision == "bf16" else None,
                                     cache_enabled=not capturing)
         self._graphs: Dict[tuple, _Graph] = {}
+        # --ema: an exponential moving average of the weights (BatchNorm statistics copied), updated after every
+        # step; it is what is evaluated, selected and shipped, while training goes on with the raw weights
+        self.ema_decay = ema
+        self.ema = copy.deepcopy(self.model).requires_grad_(False) if ema else None
 
     # ---- one step
     def set_lr(self, lr: float) -> None:
@@ -123,7 +129,9 @@ class Fleet:
         """idx (K, b) image indices, params (K*b, 8) -> grouped input (b, 3K, S, S), targets (b, K, S, S)."""
         k, b = idx.shape
         flat = idx.reshape(-1)
-        x, y = apply_aug(data.x.index_select(0, flat), data.y.index_select(0, flat).to(data.x.dtype), params)
+        x, y = apply_aug(data.x.index_select(0, flat), data.y.index_select(0, flat).to(data.x.dtype), params[:, :N_PARAMS])
+        if params.shape[1] > N_PARAMS:  # --augment robust: the photometric columns follow the geometric ones
+            x = apply_photometric(x, params[:, N_PARAMS:])
         s = x.shape[-1]
         x = x.view(k, b, 3, s, s).transpose(0, 1).reshape(b, 3 * k, s, s).contiguous(memory_format=torch.channels_last)
         return x, y.view(k, b, s, s).transpose(0, 1)
@@ -136,7 +144,15 @@ class Fleet:
         losses.sum().backward()
         ddp.allreduce_grads(self.params, self.dist)
         self.opt.step()
+        if self.ema is not None:
+            self.update_ema()
         return losses.detach()
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        torch._foreach_lerp_(list(self.ema.parameters()), self.params, 1.0 - self.ema_decay)
+        for e, b in zip(self.ema.buffers(), self.model.buffers()):
+            e.copy_(b)
 
     def step(self, data: DeviceData, idx: torch.Tensor, params: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
         """One AdamW step of every seed on its batch (idx row k, params rows k*b..); returns the K losses
@@ -197,14 +213,19 @@ class Fleet:
     # ---- evaluation and state
     def evaluate(self, data: DeviceData, batch: int = 16) -> List[Dict]:
         """Each seed's pooled metrics on `data` (threshold: logit > 0), one host sync at the end."""
-        return evaluate_stacked(self.model, self.k, data, batch)
+        return evaluate_stacked(self.ema if self.ema is not None else self.model, self.k, data, batch)
 
     def nonfinite(self) -> List[object]:
         """Per seed: the first of its weights or BatchNorm statistics that is not finite, or None (one host sync)."""
         return nonfinite_keys(self.model.state_dict(), self.k)
 
-    def seed_states(self) -> List[Dict[str, torch.Tensor]]:
-        return unstack_state(self.model.state_dict(), self.k)
+    def seed_states(self, evaluated: bool = False) -> List[Dict[str, torch.Tensor]]:
+        """Each seed's weights: the trained ones, or with `evaluated` the ones evaluate() scores (the EMA's with --ema)."""
+        model = self.ema if evaluated and self.ema is not None else self.model
+        return unstack_state(model.state_dict(), self.k)
+
+    def seed_ema_states(self) -> Optional[List[Dict[str, torch.Tensor]]]:
+        return unstack_state(self.ema.state_dict(), self.k) if self.ema is not None else None
 
     def seed_optimizer_states(self) -> List[Dict]:
         """K optimizer state_dicts as a single-seed AdamW(model.parameters()) on the CPU would save them."""
@@ -226,13 +247,18 @@ class Fleet:
         sd = self.opt.state_dict()
         opt_state = {i: {k: (v.detach().cpu().clone() if torch.is_tensor(v) else v) for k, v in s.items()}
                      for i, s in sd["state"].items()}
-        return {"state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                "optimizer_state": opt_state}
+        out = {"state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+               "optimizer_state": opt_state}
+        if self.ema is not None:
+            out["ema_state_dict"] = {k: v.detach().cpu().clone() for k, v in self.ema.state_dict().items()}
+        return out
 
-    def load_fleet_state(self, state_dict: Dict, optimizer_state: Dict) -> None:
+    def load_fleet_state(self, state_dict: Dict, optimizer_state: Dict, ema_state_dict: Optional[Dict] = None) -> None:
         """Continue from a stacked state (fleet_last.pt's, or for one seed its last.pt's state_dict and the
-        `state` of its optimizer); the hyperparameters stay this fleet's."""
+        `state` of its optimizer, and with --ema the average's weights); the hyperparameters stay this fleet's."""
         self.model.load_state_dict(state_dict)
+        if self.ema is not None:
+            self.ema.load_state_dict(ema_state_dict)
         self.opt.load_state_dict({"state": optimizer_state, "param_groups": self.opt.state_dict()["param_groups"]})
         if self.lr_t is not None:
             for g in self.opt.param_groups:

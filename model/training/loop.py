@@ -25,21 +25,28 @@ from model.data import open_dataset
 from core.errors import DataError, UserError
 from core.metrics import POOLED_KEYS
 from core.paths import REPO
-from model.data.resident import N_PARAMS, DeviceData, draw_aug_params
+from model.data.photometric import draw_photometric
+from model.data.resident import DeviceData, draw_aug_params
 from core.safeio import ensure_writable_dir
 from model.training.engines import Fleet, resolve_engine
-from model.training.options import check_batches, check_numbers, lr_at, parse_seeds, pick_device
+from model.training.options import check_batches, check_numbers, check_recipe, lr_at, parse_seeds, pick_device
 from model.training.runfolder import RunFolder, check_resume_data, default_out, run_meta
 
 
 
-def draw_epoch(gens: Sequence[torch.Generator], n: int, batch: int, p_rotate: float = 0.5):
+def draw_epoch(gens: Sequence[torch.Generator], n: int, batch: int, p_rotate: float = 0.5, robust: bool = False):
     """One epoch's random numbers for K seeds, each from its own generator in this order: the permutation, then
-    each batch's augmentation. Returns perms (K, n) int64 and, per batch, params (K*b, 8) stacked seed-major."""
+    each batch's augmentation (geometric, then with `robust` photometric). Returns perms (K, n) int64 and, per
+    batch, params (K*b, 8) stacked seed-major (K*b, 8 + N_PHOTO with `robust`)."""
     perms, rows = [], []
+
+    def draw(g, b):
+        geo = draw_aug_params(g, b, p_rotate)
+        return torch.cat([geo, draw_photometric(g, b)], 1) if robust else geo
+
     for g in gens:
         perms.append(torch.randperm(n, generator=g))
-        rows.append([draw_aug_params(g, min(batch, n - i), p_rotate) for i in range(0, n, batch)])
+        rows.append([draw(g, min(batch, n - i)) for i in range(0, n, batch)])
     per_batch = [torch.cat([rows[k][j] for k in range(len(gens))]) for j in range(len(rows[0]))]
     return torch.stack(perms), per_batch
 
@@ -66,6 +73,7 @@ def train(args, defaults: Dict) -> Dict:
 def _run(args, defaults, name, seeds, dist, device) -> Dict:
     t_start = time.time()
     engine = resolve_engine(args.engine, device, args.compile, dist)
+    check_recipe(args, engine)
     if args.threads:
         torch.set_num_threads(args.threads)
     fleet_layout = args.seeds is not None
@@ -119,7 +127,7 @@ def _loop(args, name, seeds, dist, device, engine, folder, ck, ds, train, val, n
 
     t_data = time.time() - t_start
     k, bs, n = len(seeds), args.batch_size, len(train)
-    fleet = Fleet(name, seeds, device, engine, args.lr, args.weight_decay, args.precision, dist)
+    fleet = Fleet(name, seeds, device, engine, args.lr, args.weight_decay, args.precision, dist, ema=args.ema)
     if fleet.dtype != torch.float32:
         for d in (train, val):
             if d is not None:
@@ -127,7 +135,7 @@ def _loop(args, name, seeds, dist, device, engine, folder, ck, ds, train, val, n
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     start, bests, histories, timing = 0, [{"dsc": -1.0} for _ in seeds], [[] for _ in seeds], []
     if ck is not None:
-        fleet.load_fleet_state(ck["state_dict"], ck["optimizer_state"])
+        fleet.load_fleet_state(ck["state_dict"], ck["optimizer_state"], ck.get("ema_state_dict"))
         for g, st in zip(gens, ck["rng"]):
             g.set_state(st)
         start, bests, histories, timing = ck["epoch"], ck["best"], ck["history"], ck["timing"]
@@ -150,19 +158,20 @@ def _loop(args, name, seeds, dist, device, engine, folder, ck, ds, train, val, n
         t0 = time.time()
         lr = lr_at(epoch, args)
         fleet.set_lr(lr)
-        perms, params = draw_epoch(gens, n, bs)
+        perms, params = draw_epoch(gens, n, bs, robust=args.augment == "robust")
         perms, params = perms.to(device), torch.cat(params).to(device)
+        width = params.shape[1]
         losses = torch.empty(len(range(0, n, bs)), k, dtype=torch.float64, device=device)
         row = 0
         for j, i in enumerate(range(0, n, bs)):
             b = min(bs, n - i)
-            idx, p = perms[:, i:i + b], params[row:row + k * b].view(k, b, N_PARAMS)
+            idx, p = perms[:, i:i + b], params[row:row + k * b].view(k, b, width)
             row += k * b
             w = 1.0
             if dist.active:
                 sl = ddp.shard(b, dist)
                 idx, p, w = idx[:, sl], p[:, sl], (sl.stop - sl.start) / b
-            losses[j] = fleet.step(train, idx, p.reshape(-1, N_PARAMS), w)
+            losses[j] = fleet.step(train, idx, p.reshape(-1, width), w)
         losses = ddp.allreduce_sum(losses, dist).cpu().numpy()
         t_train = time.time() - t0
         bad = _first_bad(losses)  # the same on every process (reduced losses, synchronised gradients)
@@ -187,7 +196,7 @@ def _loop(args, name, seeds, dist, device, engine, folder, ck, ds, train, val, n
                                      "val_miou": v["miou"], "seconds": seconds})
                 if v["dsc"] > bests[i]["dsc"]:
                     bests[i] = {**{key: v[key] for key in POOLED_KEYS + ('n_images',)}, "epoch": epoch + 1}
-                    states_now = states_now or fleet.seed_states()
+                    states_now = states_now or fleet.seed_states(evaluated=True)
                     best_states[i] = states_now[i]
         last = epoch + 1 >= args.epochs
         stop = bool(args.stop_after and epoch + 1 >= args.stop_after)

@@ -109,6 +109,16 @@ def check_numbers(args, stem_stride: int = 1) -> None:
         check_threads(args.threads)
 
 
+def check_recipe(args, engine: str) -> None:
+    """--ema in [0, 1); --augment robust and --ema need a step that runs Python between kernels (not a captured graph)."""
+    if not (0.0 <= args.ema < 1.0):
+        raise UserError(f"--ema {args.ema:g}: give a decay in [0, 1), e.g. 0.999 (0 = off)")
+    extras = [f for f, on in (("--augment robust", args.augment == "robust"), (f"--ema {args.ema:g}", args.ema > 0)) if on]
+    if extras and engine.startswith("capture"):
+        raise UserError(f"{extras[0]} does not run inside a captured CUDA graph (--engine {engine}); "
+                        f"use --engine cudagraph, compile or eager")
+
+
 def check_batches(n: int, batch_size: int) -> None:
     """BatchNorm cannot train on a batch of one image (a 1x1 feature map has one value per channel)."""
     if n % batch_size == 1:

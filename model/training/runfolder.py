@@ -117,7 +117,7 @@ class RunFolder:
             check_resume(path, ck["train_args"], args, defaults)
             return {"epoch": ck["epoch"], "state_dict": ck["state_dict"], "optimizer_state": ck["optimizer"]["state"],
                     "rng": [ck["rng"]], "best": [ck["best"]], "history": [ck["history"]], "timing": [],
-                    "data": ck.get("data")}
+                    "data": ck.get("data"), "ema_state_dict": ck.get("ema_state_dict")}
         try:
             ck = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
@@ -166,7 +166,7 @@ class RunFolder:
     def save(self, metas: List[Dict], epoch: int, fleet, vals, rngs, bests, histories, best_states, fleet_info=None) -> None:
         """Write one save point, each file atomically: per seed best.pt (when it improved since the last save
         point; its entry in best_states is then cleared), last.pt and log.json; then the fleet's files."""
-        states, opts = fleet.seed_states(), fleet.seed_optimizer_states()
+        states, opts, emas = fleet.seed_states(), fleet.seed_optimizer_states(), fleet.seed_ema_states()
         for i, d in enumerate(self.seed_dirs):
             d.mkdir(parents=True, exist_ok=True)
             if best_states[i] is not None:
@@ -174,7 +174,8 @@ class RunFolder:
                              "metrics": {"val": bests[i]}}, d / "best.pt")
                 best_states[i] = None
             save_atomic({**metas[i], "state_dict": states[i], "epoch": epoch, "metrics": {"val": vals[i]},
-                         "optimizer": opts[i], "rng": rngs[i], "best": bests[i], "history": histories[i]}, d / "last.pt")
+                         "optimizer": opts[i], "rng": rngs[i], "best": bests[i], "history": histories[i],
+                         **({"ema_state_dict": emas[i]} if emas is not None else {})}, d / "last.pt")
             atomic_write_text(d / "log.json", json.dumps({"run": metas[i], "best": bests[i], "epochs": histories[i]}, indent=1))
         if self.fleet:
             save_atomic({"format": FLEET_FORMAT, "model": metas[0]["model"], "seeds": self.seeds,

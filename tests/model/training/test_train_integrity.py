@@ -184,3 +184,37 @@ def test_one_seed_is_driven_like_a_fleet_and_keeps_its_layout(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "curve.png", "last.pt", "log.json"]
     last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert last["epoch"] == 3 and len(last["history"]) == 3 and last["train_args"]["seeds"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.training
+def test_robust_recipe_with_ema_resumes_bit_identically(tmp_path):
+    """--augment robust --ema: a run killed after epoch 1 and resumed equals the uninterrupted run (weights, EMA
+    weights, losses); best.pt holds the EMA weights it was selected with."""
+    data = _dataset(tmp_path / "d")
+    common = ["--engine", "eager", "--batch-size", "2", "--epochs", "2", "--augment", "robust", "--ema", "0.9"]
+    train_main(_args(data, tmp_path / "straight", *common))
+    train_main(_args(data, tmp_path / "killed", *common, "--stop-after", "1"))
+    train_main(_args(data, tmp_path / "killed", *common, "--resume"))
+    a, b = (torch.load(tmp_path / f / "last.pt", weights_only=True) for f in ("straight", "killed"))
+    for key in ("state_dict", "ema_state_dict"):
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    assert [e["loss"] for e in a["history"]] == [e["loss"] for e in b["history"]]
+    assert a["train_args"]["augment"] == "robust" and a["train_args"]["ema"] == 0.9
+    best = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
+    source = a["ema_state_dict"] if best["epoch"] == 2 else None
+    if source is not None:
+        assert all(torch.equal(best["state_dict"][k], source[k]) for k in source)
+    assert any(not torch.equal(a["state_dict"][k], a["ema_state_dict"][k]) for k in a["state_dict"])
+
+
+@pytest.mark.parametrize("extra,message", [
+    (("--ema", "1.0"), r"--ema 1: give a decay in \[0, 1\)"),
+    (("--ema", "nan"), r"--ema nan: give a decay in \[0, 1\)"),
+])
+def test_bad_ema_is_one_line(tmp_path, extra, message):
+    data = _dataset(tmp_path / "d")
+    with pytest.raises(SystemExit, match=message):
+        train_main(_args(data, tmp_path / "run", "--epochs", "1", *extra))
+    assert not (tmp_path / "run").exists()
