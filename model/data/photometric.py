@@ -28,6 +28,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+# the families of model/data/corruptions.py that this recipe trains on something alike (the others are held out)
+TRAINED_FAMILIES = ("colour_cast", "gamma", "vignetting", "defocus_blur", "gaussian_noise", "hair", "pen_ink")
 MAX_STROKES = 8
 STROKE_COLS = 6          # x0, y0, x1, y1 (in [0, 1]), width (pixels at 256x256; 0 = no stroke), kind (0 hair, 1-2 ink)
 HEAD = 10                # gains (3), gamma, blur sigma, noise sigma, noise seed, vignette strength, centre x, y
