@@ -108,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         res = measure([r / "best.pt"], samples, list(CORRUPTIONS), list(SEVERITY_LEVELS), args.threads,
                       progress=not args.no_progress, verbose=args.verbose)
         rows[r.name] = {**recipe_of(r), "n_images": len(samples), **summarize(res["models"]["PyTorch"])}
-    from benchmarks.device_facts import device_facts
+    from core.machine import device_facts
 
     doc = {"split": "val", "runs": rows, "cpu": device_facts()["cpu"]}
     atomic_write_text(out / f"{NAME}.json", json.dumps(doc, indent=1) + "\n")

@@ -219,7 +219,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         refuse_training_images(f, samples, args.split)
     res = measure(files, samples, corruptions, severities, args.threads, progress=not args.no_progress, verbose=args.verbose)
     res.update({"data": Path(args.data).name, "split": args.split})
-    from benchmarks.device_facts import device_facts  # the CPU the figures came from
+    from core.machine import device_facts  # the CPU the figures came from
 
     facts = device_facts()
     res["cpu"] = {"name": facts["cpu"], "cores": facts["cores"], "machine": facts["machine"]}

@@ -27,7 +27,7 @@ if __package__ in (None, ""):
 import numpy as np
 
 from benchmarks import runner
-from benchmarks.device_facts import board_model
+from core.machine import board_model
 from core.clitools import ArgumentParser, check_ranges, user_errors
 from core.errors import UserError
 from core.safeio import ensure_writable_dir, guard_committed

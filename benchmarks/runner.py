@@ -24,7 +24,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from benchmarks.device_facts import device_facts, model_bytes, peak_rss_mb, runtime_versions, thermal
+from core.machine import device_facts, model_bytes, peak_rss_mb, runtime_versions, thermal
 from core.clitools import ArgumentParser, check_ranges, user_errors  # stdlib only, like core/errors.py
 
 SCHEMA = "aulunet-benchmark/1"

@@ -42,7 +42,7 @@ def markdown(res: Dict) -> str:
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     import runtimes
-    from benchmarks.device_facts import device_facts
+    from core.machine import device_facts
     from model.data import load_rgb, open_dataset
     from model.evaluation.pooled import evaluate_samples
     from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed

@@ -174,24 +174,10 @@ def _time_interleaved(files: Dict[str, Path], x, rounds: int, warmup: int = 2) -
 
 
 def cpu_info() -> Dict:
-    """The CPU model and its int8 dot-product extensions: ONNX Runtime's int8 convolutions without VNNI (u8 x s8
-    pairs summed into int16) can saturate, so the same file scores differently on such CPUs (docs/export.md)."""
-    import platform
+    """The CPU model and its int8 dot-product extensions (core/machine.py), as the recipe table records them."""
+    from core.machine import device_facts, int8_isa
 
-    info = {"machine": platform.machine(), "model": None, "int8_isa": []}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return info
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and not info["model"]:
-            info["model"] = value.strip()
-        if key.strip() == "flags":
-            flags = set(value.split())
-            info["int8_isa"] = [f for f in ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
-            break
-    return info
+    return {"machine": device_facts()["machine"], "model": device_facts()["cpu"], "int8_isa": int8_isa()}
 
 
 def measure(args) -> Dict:

@@ -28,7 +28,7 @@ from core.paths import EXPORTS_DIR, REPO, SHARED_DATA  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.device_facts import device_facts  # noqa: E402
+from core.machine import device_facts  # noqa: E402
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors  # noqa: E402
 from core.errors import UserError  # noqa: E402
 from core.safeio import atomic_write_text  # noqa: E402

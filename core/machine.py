@@ -1,6 +1,7 @@
 """What a benchmark records about the machine it ran on: the board (Raspberry Pi model), CPU model and
 cores, thermal state and throttling, the runtimes' versions, a model's size, the process's peak memory.
-numpy and the standard library only: it travels to the device with benchmarks/runner.py."""
+numpy and the standard library only (the device side runs it): benchmarks, the web bench and the INT8 recipe
+table all record their machine with it."""
 from __future__ import annotations
 
 import os
@@ -88,3 +89,17 @@ def peak_rss_mb() -> float:
         if ln.startswith("VmHWM:"):
             return int(ln.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+INT8_ISA = ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def int8_isa() -> list:
+    """The x86 int8 dot-product extensions this CPU has: ONNX Runtime's int8 convolutions without VNNI (u8 x s8
+    pairs summed into int16) can saturate, so the same file scores differently on such CPUs (docs/export.md)."""
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags = set(value.split())
+            return [f for f in INT8_ISA if f in flags]
+    return []
