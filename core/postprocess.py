@@ -1,14 +1,13 @@
-"""Mask post-processing: the optional clean-up of a thresholded lesion mask (numpy only; the device side runs it).
+"""Mask post-processing: an optional clean-up of the thresholded lesion mask, named in a model file's metadata.
 
-A model file may list steps in its metadata ("postprocess": ["largest-component", "fill-holes"]; absent = none);
-Segmenter.predict applies them to the full-resolution mask, model/evaluate.py at the scoring grid, and the web
-page (site/core.js) and the Android core (Postprocess.java) repeat them exactly. `largest-component` keeps the
-largest 8-connected lesion region; `fill-holes` fills background regions (4-connected) enclosed by lesion.
-Steps run in the fixed order of POSTPROCESS_STEPS whatever order they are given in; exporters take --postprocess.
+`largest-component` keeps the largest 8-connected lesion region; `fill-holes` fills the background regions
+(4-connected) that lesion encloses. Export with `--postprocess STEPS` (metadata "postprocess"; absent = none):
+Segmenter.predict applies them to the full-size mask, model/evaluate.py at the scoring grid, and the web page
+(site/core.js) and the Android core (Postprocess.java) the same way, always in the order of POSTPROCESS_STEPS.
 
-The labelling works on runs (horizontal stretches of equal pixels, found with np.diff per row), joined across
-consecutive rows with a union-find over runs: a lesion mask has a few runs per row, so a 765x572 mask takes a
-few milliseconds, not a per-pixel flood fill.
+Numpy only (the device side runs it). Labelling works on runs (horizontal stretches of foreground, found by
+comparing neighbours along each row) joined across consecutive rows by a union-find over runs: a lesion mask
+has a few runs per row, so a predicted 765x572 mask takes under a millisecond per step (no per-pixel flood fill).
 """
 from __future__ import annotations
 
