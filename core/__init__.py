@@ -10,6 +10,7 @@ tools, docs) on top; tests/test_layers.py enforces the order (docs/architecture.
     paths.py       the repository root, ../shared/data, weights, exports, outputs; the shipped models
     preprocess.py  the one preprocessing (numpy); images.py: PIL images -> RGB as every reader sees them
     metrics.py     pooled DSC / mIoU / ... and the metric keys every result reports
+    postprocess.py the optional mask clean-up (largest component, fill holes) a model file may ask for
     formats.py     the table of model-file formats; metadata.py: the keys every model file carries
 """
 

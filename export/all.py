@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from export.cli import DEFAULT_WEIGHTS, EXPORTS, OUTPUTS, UPDATE_FLAG, check_outputs, run
+from export.cli import DEFAULT_WEIGHTS, EXPORTS, OUTPUTS, UPDATE_FLAG, add_postprocess, check_outputs, run
 from core.clitools import user_errors
 from core.formats import FORMATS
 from export import exporter
@@ -91,6 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     p.add_argument("--summary-only", action="store_true",
                    help="export nothing: rebuild <model>.summary.json/.md in --out from the numerics JSON of the files "
                         "there (after re-exporting one format with its own exporter)")
+    add_postprocess(p)
     add_verbose(p)
     args = p.parse_args(argv)
     if args.summary_only:
@@ -101,7 +102,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     from core.errors import UserError
     from core.safeio import ensure_writable_dir, guard_committed
     from runtimes.base import reason
+    from core.postprocess import parse_steps
 
+    steps = parse_steps(args.postprocess)  # refused before anything is exported
     keys = list(dict.fromkeys(k.strip() for k in args.formats.split(",") if k.strip()))  # each format once, in order
     for key in keys:
         if key not in EXPORTABLE:
@@ -138,6 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
                 continue
             extra = ["--eval-data", args.eval_data] if args.eval_data else []
             extra += ["--calib", args.calib] if args.calib and q == "int8" else []
+            extra += ["--postprocess", ",".join(steps)] if steps else []
             extra += ["--verbose"] if args.verbose else []
             extra += [UPDATE_FLAG] if args.update_results else []
             try:

@@ -30,8 +30,18 @@ OUTPUTS = paths.OUTPUTS / "exports"       # where an export goes unless --update
 UPDATE_FLAG = "--update-results"
 
 
+def add_postprocess(p: argparse.ArgumentParser) -> None:
+    """--postprocess, shared by every exporter and export/all.py."""
+    from core.postprocess import CHOICES
+
+    p.add_argument("--postprocess", default="none", metavar="STEPS",
+                   help=f"mask clean-up written into the file's metadata, applied by every runtime, the web page and "
+                        f"the Android core after the threshold (core/postprocess.py): {', '.join(CHOICES)}")
+
+
 def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace:
     from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges
+    from core.postprocess import parse_steps
 
     p = ArgumentParser(prog=fmt.script, formatter_class=HelpFormatter,
                                 description=f"Export an AULUNet checkpoint to {fmt.title} ({fmt.suffix}) and check parity "
@@ -51,9 +61,11 @@ def parse_args(fmt: Format, argv: Optional[Sequence[str]]) -> argparse.Namespace
                                                f"or the committed exports/ with {UPDATE_FLAG})")
     p.add_argument(UPDATE_FLAG, action="store_true",
                    help="allow writing the committed results in exports/ (the default --out then goes there)")
+    add_postprocess(p)
     add_verbose(p)
     args = p.parse_args(argv)
     check_ranges(args, {"calib_count": 0, "eval_count": 0})
+    args.postprocess = parse_steps(args.postprocess)
     if args.quantize != "int8":
         for flag, value in (("--calib", args.calib), ("--calib-count", args.calib_count)):
             if value:
@@ -208,7 +220,7 @@ def _export(fmt: Format, build: Callable, args, weights: Path, out: Path, tmp: P
     calib, calib_info = (None, None)
     if args.quantize == "int8":
         calib, calib_info = calibration_set(args.calib, ckpt, args.calib_count, input_size(ckpt))
-    meta = build_metadata(ckpt, weights, fmt.key, args.quantize, calib_info, fmt.layout)
+    meta = build_metadata(ckpt, weights, fmt.key, args.quantize, calib_info, fmt.layout, args.postprocess)
     graph = inference_graph(model)
     meta["graph_rewrites"] = graph.rewrites
     x, y, eval_info = eval_set(args, ckpt)

@@ -35,14 +35,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                    help="score images the checkpoint was trained on (refused by default: the numbers would be inflated)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: probabilities averaged over the four "
                                                       "flips (4 runs per image; off by default)")
+    p.add_argument("--postprocess", default=None, metavar="STEPS",
+                   help="mask clean-up before scoring (core/postprocess.py): none, largest-component, fill-holes or "
+                        "largest-component,fill-holes (default: the steps of the file's metadata)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verbose(p)
     args = p.parse_args(argv)
     check_ranges(args, {"threads": 0})
 
     import runtimes
+    from core.postprocess import parse_steps
     from core.safeio import atomic_write_text
 
+    asked = None if args.postprocess is None else parse_steps(args.postprocess)
     with quiet(args.verbose):
         seg = runtimes.load(args.weights, threads=args.threads, allow_foreign=args.allow_foreign)
     if seg.metadata.get("foreign"):
@@ -52,8 +57,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         from model.evaluation.provenance import refuse_training_images
 
         refuse_training_images(args.weights, samples, args.split, seg.metadata)
-    res = evaluate_samples(seg, samples, progress=not args.no_progress, tta=args.tta)
+    steps = seg.postprocess if asked is None else asked
+    res = evaluate_samples(seg, samples, progress=not args.no_progress, tta=args.tta, postprocess=steps)
     res.update({"weights": str(args.weights), "data": str(args.data), "split": args.split, "backend": seg.name})
+    if steps:
+        res["postprocess"] = list(steps)
     text = json.dumps(res, indent=1)
     if args.json:
         atomic_write_text(args.json, text + "\n")

@@ -12,6 +12,7 @@ import numpy as np
 from core.errors import InputError, ModelFileError
 from core.images import pil_to_rgb  # as the file loader reads it: EXIF orientation, 16-bit grey by bit depth
 from core.metadata import METADATA_KEY, TOOLKIT  # noqa: F401  (the backends read what the exporters write)
+from core.postprocess import POSTPROCESS_STEPS, apply as apply_postprocess, check_steps
 from core.preprocess import INPUT_SIZE, PREPROCESSING, SIZE_MULTIPLE, THRESHOLD, image_problem, preprocess_image, probs_to_image_size, sigmoid
 
 ASSUMED = (f"RGB resized to {INPUT_SIZE}x{INPUT_SIZE}, per-image min-max to [0, 1], one logit per pixel, "
@@ -151,6 +152,11 @@ class Segmenter:
     def threshold(self) -> float:
         return float(self.metadata.get("threshold", THRESHOLD))
 
+    @property
+    def postprocess(self) -> Tuple[str, ...]:
+        """The mask post-processing steps the file's metadata asks for (core/postprocess.py; () when none)."""
+        return check_steps(self.metadata.get("postprocess") or ())
+
     def _import_runtime(self, module: str, package: str):
         """Import a runtime module, or say which package the device lacks."""
         import importlib
@@ -191,6 +197,10 @@ class Segmenter:
         problem = header_problem(meta.get("config"), meta["preprocessing"])
         if problem:
             raise ModelFileError(f"{self.path}: bad '{METADATA_KEY}' metadata: {problem}; re-export it with {self.exporter}")
+        steps = meta.get("postprocess", [])
+        if not (isinstance(steps, list) and all(isinstance(s, str) and s in POSTPROCESS_STEPS for s in steps)):
+            raise ModelFileError(f"{self.path}: bad '{METADATA_KEY}' metadata: its postprocess {steps!r} is not a list of "
+                                 f"{', '.join(POSTPROCESS_STEPS)}; re-export it with {self.exporter}")
         self.metadata = meta
 
     def _check_input_shape(self, shape, layout: str = "NCHW") -> None:
@@ -244,13 +254,18 @@ class Segmenter:
         return np.mean([np.flip(self.probabilities(np.ascontiguousarray(np.flip(x, a))), tuple(d - 1 for d in a))
                         for a in views], axis=0)
 
-    def predict(self, image, tta: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    def predict(self, image, tta: bool = False, postprocess=None) -> Tuple[np.ndarray, np.ndarray]:
         """One photo of any size -> (probability map, boolean mask) at the photo's own size.
 
         `image`: uint8 HxWx3 RGB numpy array (OpenCV's BGR must be flipped first) or a PIL image. Images
         smaller than 32x32 or without contrast are refused with an InputError (core.preprocess.image_problem).
         `tta`: average the probabilities over the four flips (probabilities_tta; off by default, ~4x the model's
-        time; its accuracy and cost: docs/benchmarks.md)."""
+        time; its accuracy and cost: docs/benchmarks.md).
+        `postprocess`: the mask's clean-up (core/postprocess.py), applied to the thresholded full-size mask; the
+        probability map is left as the model made it. None: the steps of the file's metadata; a text
+        ("none", "largest-component", "fill-holes", "largest-component,fill-holes") or a tuple of step names
+        overrides them."""
+        steps = self.postprocess if postprocess is None else check_steps(postprocess, "postprocess")
         rgb = as_rgb(image)
         problem = image_problem(rgb)
         if problem:
@@ -258,4 +273,4 @@ class Segmenter:
         x = preprocess_image(rgb, self.input_size)[None]
         p = self.probabilities_tta(x) if tta else self.probabilities(x)
         prob = probs_to_image_size(p[0][..., None], rgb.shape[:2])
-        return prob, prob > self.threshold
+        return prob, apply_postprocess(prob > self.threshold, steps)

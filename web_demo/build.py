@@ -92,6 +92,7 @@ def model_entry(path: Path, fmt: str, quantize: Optional[str], verbose: bool = F
         "threshold": float(meta.get("threshold", 0.5)), "bytes": path.stat().st_size,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "source_checkpoint": (meta.get("source_checkpoint") or {}).get("file"),
+        "postprocess": list(meta.get("postprocess") or []),  # the mask clean-up core.js repeats (core/postprocess.py)
     }
     if fmt == "onnx":  # the Python backend's rule (runtimes/onnx_backend.py), in onnxruntime-web's words
         level = LEVEL_FOR_INT8 if meta.get("quantization") == "int8" else LEVEL_FOR_FLOAT

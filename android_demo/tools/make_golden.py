@@ -10,6 +10,9 @@ reproduce them.
 with each EXIF orientation 1..8 (`exif_O.png`), its stored pixels (`exif_stored.rgb`) and what the Python
 loader makes of each file (`exif_O.rgb`, model.data.load_rgb: the photo as displayed); `orientation.txt`
 lists `stored HEIGHT WIDTH` and `O HEIGHT WIDTH` per orientation.
+`postprocess_files` adds the mask clean-up pairs (PostprocessTest.java, web_demo/tests/postprocess.mjs): for each
+mask and each step list of core/postprocess.py, the input mask (`CASE.pin`, uint8 0/1) and what core/postprocess.py
+makes of it (`CASE.pout`); `postprocess.txt` lists `CASE HEIGHT WIDTH STEPS`; `metadata_files` adds the app assets' metadata JSON and the steps each lists.
 OUT_DIR is the tool's own folder: a new or empty one, or one it wrote before (its manifest lists the files;
 a rerun replaces them and removes the cases it no longer writes); every file is written atomically.
 """
@@ -59,6 +62,70 @@ def orientation_files(stored: np.ndarray) -> dict:
             files[f"exif_{o}.rgb"] = np.ascontiguousarray(shown).tobytes()
             index.append(f"{o} {shown.shape[0]} {shown.shape[1]}")
     files["orientation.txt"] = ("\n".join(index) + "\n").encode()
+    return files
+
+
+STEP_LISTS = ("largest-component", "fill-holes", "largest-component,fill-holes", "fill-holes,largest-component")
+
+
+def postprocess_masks(extra=()) -> list:
+    """(name, bool HxW mask) of the clean-up cases: rings with holes beside smaller blobs, noise, a checkerboard
+    (joined only diagonally), a staircase, a hole open to the border at a corner, ties, single pixels, empty and
+    full masks, odd sizes; plus `extra` (name, mask) pairs (a model's masks)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:37, 0:53]
+    ring = ((yy - 18) ** 2 + (xx - 20) ** 2 < 15 ** 2) & ((yy - 18) ** 2 + (xx - 20) ** 2 >= 6 ** 2)
+    blob = (yy - 8) ** 2 + (xx - 45) ** 2 < 5 ** 2
+    corner = np.ones((6, 7), bool)
+    corner[1:-1, 1:-1] = False
+    corner[0, 0] = False
+    tie = np.zeros((4, 8), bool)
+    tie[1, 0:3] = True
+    tie[0:3, 6] = True
+    stair = np.zeros((12, 12), bool)
+    for k in range(10):
+        stair[k, k] = stair[k + 1, k] = True
+    single = np.zeros((5, 9), bool)
+    single[2, 4] = True
+    masks = [("ring_and_blob", ring | blob), ("ring_around_blob", ring | ((yy - 18) ** 2 + (xx - 20) ** 2 < 3 ** 2)),
+             ("noise_30", rng.random((41, 29)) < 0.3), ("noise_60", rng.random((23, 61)) < 0.6),
+             ("checker", (np.indices((9, 11)).sum(0) % 2) == 0), ("staircase", stair), ("corner_open", corner),
+             ("tie", tie), ("single", single), ("empty", np.zeros((7, 5), bool)), ("full", np.ones((3, 4), bool)),
+             ("one_row", rng.random((1, 17)) < 0.5), ("one_column", rng.random((13, 1)) < 0.5)]
+    return masks + list(extra)
+
+
+def postprocess_files(masks) -> dict:
+    """{file name: bytes} of the clean-up pairs for `masks` ((name, bool HxW) pairs), every step list each."""
+    from core.postprocess import apply
+
+    files, index = {}, []
+    for name, m in masks:
+        m = np.asarray(m, bool)
+        for k, steps in enumerate(STEP_LISTS):
+            case = f"pp_{name}_{k}"
+            files[f"{case}.pin"] = m.astype(np.uint8).tobytes()
+            files[f"{case}.pout"] = apply(m, steps).astype(np.uint8).tobytes()
+            index.append(f"{case} {m.shape[0]} {m.shape[1]} {steps}")
+    files["postprocess.txt"] = ("\n".join(index) + "\n").encode()
+    return files
+
+
+def metadata_files(assets=(MODEL, EDGE)) -> dict:
+    """{file name: bytes} of the metadata cases (PostprocessTest.java): each app asset's metadata JSON as
+    copy_model.py writes it (`metadata/NAME.json`), one with both steps added, and the steps core/postprocess.py
+    reads from each (`metadata_steps/NAME.json`: one line, the comma list, empty for none)."""
+    import json
+
+    from core.postprocess import check_steps
+
+    metas = {a.with_suffix(".json").name: json.loads(a.with_suffix(".json").read_text()) for a in assets}
+    first = next(iter(metas.values()))
+    metas["with_steps.json"] = {**first, "postprocess": ["fill-holes", "largest-component"]}
+    files = {}
+    for name, meta in metas.items():
+        files[f"metadata/{name}"] = (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode()
+        files[f"metadata_steps/{name}"] = (",".join(check_steps(meta.get("postprocess") or ())) + "\n").encode()
     return files
 
 
@@ -118,7 +185,8 @@ def main(argv=None) -> None:
         raise DataError(f"--data {data}: no val images; pass a dataset with a val split")
     cases = [(s.id, load_rgb(s.image)) for s in samples]
     with quiet(args.verbose):  # LiteRT's delegate chatter
-        write_cases(Path(args.out), cases, extra=orientation_files(cases[0][1][:61, :83]))  # a small non-square crop
+        write_cases(Path(args.out), cases, extra={**orientation_files(cases[0][1][:61, :83]),  # a small non-square crop
+                                                  **postprocess_files(postprocess_masks()), **metadata_files()})
     print(f"wrote {len(samples)} golden case(s) to {args.out}")
 
 

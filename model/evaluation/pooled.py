@@ -12,15 +12,21 @@ from model.data import Sample, load_arrays
 
 
 def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progress: bool = False,
-                     keep_probs: bool = False, grid: Optional[int] = GRID, tta: bool = False) -> Dict:
+                     keep_probs: bool = False, grid: Optional[int] = GRID, tta: bool = False,
+                     postprocess: Sequence[str] = ()) -> Dict:
     """Pooled metrics of `segmenter` (a runtimes.Segmenter) on samples, on the protocol's GRID x GRID masks
     whatever the model's input size (a smaller model's probabilities are resized bilinearly to the grid, so
     models of every size are scored on the same pixels); optionally the probability maps (at the grid).
     `grid=None` scores at the model's own input size instead (what training measured when it chose its epoch).
-    `tta`: the flip-averaged probabilities (Segmenter.probabilities_tta), as predict(..., tta=True) makes them."""
+    `tta`: the flip-averaged probabilities (Segmenter.probabilities_tta), as predict(..., tta=True) makes them.
+    `postprocess`: mask clean-up steps (core/postprocess.py) applied to each image's thresholded mask at the grid
+    before pooling (the probability maps kept are left as the model made them)."""
     from tqdm import tqdm
 
+    from core.postprocess import apply as apply_postprocess, check_steps
     from core.preprocess import resize_bilinear
+
+    steps = check_steps(postprocess)
 
     pm = PooledMetrics()
     probs = []
@@ -35,7 +41,10 @@ def evaluate_samples(segmenter, samples: Sequence[Sample], batch: int = 8, progr
             x, _ = load_arrays(samples[i:i + batch], size, with_masks=False)
             _, y = load_arrays(samples[i:i + batch], grid)
             p = np.stack([resize_bilinear(q[..., None], (grid, grid))[..., 0] for q in run(x)])
-        pm.update(p > segmenter.threshold, y)
+        masks = p > segmenter.threshold
+        if steps:
+            masks = np.stack([apply_postprocess(m, steps) for m in masks])
+        pm.update(masks, y)
         if keep_probs:
             probs.append(p)
     out = pm.result()

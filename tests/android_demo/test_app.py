@@ -33,7 +33,7 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
         pytest.skip("javac or Debian's junit4 missing (.ci/run installs openjdk-17-jdk-headless and junit4)")
     import sys
     sys.path.insert(0, str(APP / "tools"))
-    from make_golden import orientation_files, write_cases
+    from make_golden import metadata_files, orientation_files, postprocess_files, postprocess_masks, write_cases
     from model.data import load_rgb, open_dataset
     from model.data.synthetic import make_lesion
 
@@ -41,8 +41,12 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
     cases = [(s.id, load_rgb(s.image)) for s in samples]
     cases.append(("synthetic_odd_size", make_lesion(np.random.default_rng(3), (301, 419))[0]))
     golden = tmp_path / "golden"
-    # plus a non-square crop of a real photo, as 8 EXIF orientations
-    write_cases(golden, cases, extra=orientation_files(cases[0][1][:61, :83]))
+    # plus a non-square crop of a real photo, as 8 EXIF orientations, the mask clean-up cases (with a real mask of
+    # the embedded model) and the app's metadata assets
+    real = runtimes.load(ASSETS / spec()["ASSET"], threads=1).predict(cases[0][1])[1]
+    extra = {**orientation_files(cases[0][1][:61, :83]), **postprocess_files(postprocess_masks([("photo", real)])),
+             **metadata_files()}
+    write_cases(golden, cases, extra=extra)
     sizes = {ln.split()[0]: int(ln.split()[3]) for ln in (golden / "index.txt").read_text().splitlines()}
     assert sizes[f"{samples[0].id}_edge"] == 128 and sizes[samples[0].id] == 256  # both of the app's models
     classes = tmp_path / "classes"
@@ -50,8 +54,9 @@ def test_java_core_matches_python_golden_pairs(ph2, tmp_path):
     cp = ":".join(map(str, JUNIT))
     subprocess.run(["javac", "-d", str(classes), "-cp", cp, *sources], check=True, capture_output=True)
     proc = subprocess.run(["java", f"-Dgolden.dir={golden}", "-cp", f"{classes}:{cp}", "org.junit.runner.JUnitCore",
-                           "org.aulunet.core.GoldenTest", "org.aulunet.core.OrientationTest"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "OK (6 tests)" in proc.stdout, proc.stdout[-2000:]
+                           "org.aulunet.core.GoldenTest", "org.aulunet.core.OrientationTest", "org.aulunet.core.PostprocessTest"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "OK (10 tests)" in proc.stdout, proc.stdout[-2000:]
 
 
 @pytest.mark.parametrize("prefix,model", [("", "DEFAULT_MODEL"), ("EDGE_", "EDGE_MODEL")])
@@ -111,3 +116,4 @@ def test_manifest_and_gradle_files_are_well_formed():
     assert "ModelSpec.ASSET" in kt and "Preprocess.toInput" in kt and "GpuDelegate" in kt
     assert "ModelSpec.EDGE_ASSET" in kt and "ModelSpec.EDGE_INPUT_SIZE" in kt  # the edge model, offered beside it
     assert "Orientation.apply(" in kt and "TAG_ORIENTATION" in kt  # the photo's EXIF orientation is applied
+    assert "Postprocess.apply(" in kt and "Postprocess.stepsFromMetadata(" in kt  # the metadata's mask clean-up

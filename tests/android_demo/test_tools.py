@@ -123,6 +123,10 @@ def test_make_golden_owns_its_folder(ph2, tmp_path):
     assert (g / "index.txt").read_text().split()[::4] == [names[0], names[2]]
     assert not (g / f"{names[1]}.mask").exists() and not (g / f"{names[3]}.mask").exists()
     exif = [f"exif_{o}.{e}" for o in range(1, 9) for e in ("png", "rgb")] + ["exif_stored.rgb", "orientation.txt"]
-    assert sorted(p.name for p in g.iterdir()) == sorted([".aulunet-owned.json", "index.txt"] + exif +
+    # the mask clean-up pairs and the app's metadata cases (PostprocessTest.java), as the tool's functions make them
+    cleanup = {rel.split("/")[0] for rel in {**mg["postprocess_files"](mg["postprocess_masks"]()), **mg["metadata_files"]()}}
+    assert {"postprocess.txt", "metadata", "metadata_steps"} <= cleanup
+    assert sorted(p.name for p in g.iterdir()) == sorted([".aulunet-owned.json", "index.txt"] + exif + sorted(cleanup) +
                                                          [f"{n}.{e}" for n in (names[0], names[2])
                                                           for e in ("rgb", "input", "logits", "prob", "mask")])
+    assert (g / "metadata_steps" / "with_steps.json").read_text() == "largest-component,fill-holes\n"

@@ -183,6 +183,59 @@ def test_evaluate_scores_a_smaller_model_on_the_protocols_grid(ckpt64):
     assert res["dsc"] == pm.result()["dsc"] and res["n_images"] == 3
 
 
+# ------------------------------------------------------------------ --postprocess: the mask clean-up a file asks for
+
+def test_postprocess_flag_writes_the_metadata_key_and_none_leaves_the_metadata_as_it_was(ckpt64, tmp_path):
+    import onnx
+
+    plain = run("onnx", onnx_build, ["--weights", str(ckpt64), "--out", str(tmp_path / "plain.onnx"), "--eval-count", "1"])
+    steps = run("onnx", onnx_build, ["--weights", str(ckpt64), "--out", str(tmp_path / "steps.onnx"), "--eval-count", "1",
+                                     "--postprocess", "fill-holes,largest-component"])
+    assert plain["passed"] and steps["passed"]
+    raw = {name: onnx.load(str(tmp_path / name)).metadata_props[0].value for name in ("plain.onnx", "steps.onnx")}
+    with_steps, without = json.loads(raw["steps.onnx"]), json.loads(raw["plain.onnx"])
+    assert with_steps.pop("postprocess") == ["largest-component", "fill-holes"]  # canonical order in the file
+    assert "postprocess" not in without and with_steps == without  # nothing else differs; no key without steps
+    assert runtimes.load(tmp_path / "steps.onnx").postprocess == ("largest-component", "fill-holes")
+    assert runtimes.load(tmp_path / "plain.onnx").postprocess == ()
+    # the numerics JSON (parity of the model itself) carries no new key either way
+    assert set(json.loads((tmp_path / "steps.onnx.numerics.json").read_text())) == \
+        set(json.loads((tmp_path / "plain.onnx.numerics.json").read_text()))
+
+
+def test_build_metadata_without_steps_is_unchanged(shipped):
+    """The committed exports stay byte-identical: no steps, no key; the key only with steps."""
+    from export.metadata import build_metadata, dumps
+
+    ckpt = load_checkpoint(shipped)
+    before = build_metadata(ckpt, shipped, "onnx", "none", None, "NCHW")
+    assert "postprocess" not in before
+    assert dumps(build_metadata(ckpt, shipped, "onnx", "none", None, "NCHW", ())) == dumps(before)
+    after = build_metadata(ckpt, shipped, "onnx", "none", None, "NCHW", ("largest-component",))
+    assert after.pop("postprocess") == ["largest-component"] and dumps(after) == dumps(before)
+
+
+def test_export_all_passes_postprocess_on(ckpt64, tmp_path):
+    rows = export_all.main(["--weights", str(ckpt64), "--formats", "onnx", "--out", str(tmp_path),
+                            "--postprocess", "fill-holes"])
+    assert [r["artifact"] for r in rows] == ["best.onnx", "best_fp16.onnx", "best_int8.onnx"] and all(r["passed"] for r in rows)
+    for r in rows:
+        assert runtimes.load(tmp_path / r["artifact"]).metadata["postprocess"] == ["fill-holes"], r["artifact"]
+
+
+@pytest.mark.parametrize("entry", ["onnx", "all"])
+def test_unknown_postprocess_is_refused_before_exporting(shipped, tmp_path, entry):
+    message = (r"^error: --postprocess 'holes': unknown post-processing; choose none, largest-component, fill-holes or "
+               r"largest-component,fill-holes$")
+    with pytest.raises(SystemExit, match=message):
+        if entry == "onnx":
+            run("onnx", lambda *a: pytest.fail("exported with a bad --postprocess"),
+                ["--weights", str(shipped), "--out", str(tmp_path / "m.onnx"), "--postprocess", "holes"])
+        else:
+            export_all.main(["--weights", str(shipped), "--formats", "onnx", "--out", str(tmp_path), "--postprocess", "holes"])
+    assert not list(tmp_path.iterdir())
+
+
 # ------------------------------------------------------------------ bad input (issue 11): an explicit path that is
 # missing, unwritable output, stale temporaries, quiet output. One line and a non-zero exit, nothing half-written,
 # and the other formats carry on

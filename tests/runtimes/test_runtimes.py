@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import runtimes
-from core.errors import InputError, ModelFileError
+from core.errors import InputError, ModelFileError, UserError
 from tests.conftest import REPO, foreign_onnx
 from tests.model.networks.test_checkpoint import BAD_HEADERS
 
@@ -220,3 +220,73 @@ def test_pt_backend_is_registered_by_the_model_package_and_says_so_when_it_is_no
     assert message == (f"{weights}: PyTorch files need the backend model.networks.torch_segmenter:TorchSegmenter, registered by "
                        f"its package: `import model` first (it needs torch), or export the file to a torch-free format")
     assert cls == "TorchSegmenter"
+
+
+# ------------------------------------------------------------------ mask post-processing named by the file's metadata
+
+def _onnx_with_postprocess(path, steps):
+    """The shipped PH2 ONNX export with metadata "postprocess" set to `steps` (as export --postprocess writes it)."""
+    import onnx
+
+    m = onnx.load(str(EXPORTS / "aulunet_v3_ph2.onnx"))
+    meta = json.loads(m.metadata_props[0].value)
+    meta["postprocess"] = steps
+    m.metadata_props[0].value = json.dumps(meta)
+    onnx.save(m, str(path))
+    return path
+
+
+def _two_lesions():
+    """A light photo with two dark discs, the larger holding a light centre: the PH2 model segments both discs
+    and leaves the centre out, so each step changes the mask (87 and 50 pixels on this model)."""
+    yy, xx = np.mgrid[0:120, 0:160]
+    img = np.full((120, 160, 3), 200, np.uint8)
+    img[((yy - 60) ** 2 + (xx - 50) ** 2 < 35 ** 2) | ((yy - 30) ** 2 + (xx - 130) ** 2 < 12 ** 2)] = 60
+    img[(yy - 60) ** 2 + (xx - 50) ** 2 < 10 ** 2] = 200
+    return img
+
+
+@pytest.mark.parametrize("steps", [["holes"], "fill-holes", [1], {"fill-holes": True}, ["none"]])
+def test_metadata_with_an_unknown_postprocess_is_refused(tmp_path, steps):
+    f = _onnx_with_postprocess(tmp_path / "bad_steps.onnx", steps)
+    with pytest.raises(ModelFileError) as e:
+        runtimes.load(f)
+    assert str(e.value) == (f"{f}: bad 'aulunet' metadata: its postprocess {steps!r} is not a list of largest-component, "
+                            f"fill-holes; re-export it with export/to_onnx.py")
+
+
+def test_predict_applies_the_files_steps_and_an_argument_overrides_them(tmp_path, seg):
+    from core import postprocess as pp
+
+    img = _two_lesions()
+    plain_prob, plain = seg.predict(img)
+    assert seg.postprocess == () and "postprocess" not in seg.metadata  # the shipped files ask for none
+    both = runtimes.load(_onnx_with_postprocess(tmp_path / "both.onnx", ["fill-holes", "largest-component"]), threads=1)
+    assert both.postprocess == ("largest-component", "fill-holes")  # canonical order whatever the file's
+    prob, mask = both.predict(img)
+    np.testing.assert_array_equal(prob, plain_prob)  # the probability map is the model's, untouched
+    want = pp.fill_holes(pp.largest_component(plain))
+    assert (want != plain).sum() > 50  # the steps change this mask
+    np.testing.assert_array_equal(mask, want)
+    np.testing.assert_array_equal(both.predict(img, postprocess="none")[1], plain)
+    np.testing.assert_array_equal(both.predict(img, postprocess=())[1], plain)
+    np.testing.assert_array_equal(both.predict(img, postprocess=("fill-holes",))[1], pp.fill_holes(plain))
+    np.testing.assert_array_equal(seg.predict(img, postprocess="largest-component,fill-holes")[1], want)
+    np.testing.assert_array_equal(seg.predict(img, tta=True, postprocess="largest-component")[1],
+                                  pp.largest_component(seg.predict(img, tta=True)[1]))
+    with pytest.raises(UserError, match=r"^postprocess 'largest': unknown post-processing; choose none, largest-component, "
+                                        r"fill-holes or largest-component,fill-holes$"):
+        seg.predict(img, postprocess="largest")
+
+
+def test_pt_backend_inherits_postprocess(shipped):
+    import model  # noqa: F401  (registers the .pt backend)
+    from core import postprocess as pp
+
+    pt = runtimes.load(shipped, threads=1)
+    img = _two_lesions()
+    prob, plain = pt.predict(img)
+    assert pt.postprocess == ()
+    got_prob, got = pt.predict(img, postprocess="largest-component,fill-holes")
+    np.testing.assert_array_equal(got_prob, prob)
+    np.testing.assert_array_equal(got, pp.fill_holes(pp.largest_component(plain)))

@@ -71,6 +71,48 @@ def test_js_pre_post_match_python_golden_pairs(ph2, tmp_path):
         assert 0 < r["mask_foreground"] < r["mask_pixels"], r
 
 
+def postprocess_cases(ph2):
+    """The clean-up cases of make_golden.py plus two real masks: the default model's on a PH2 val photo (765x572)
+    and the PH2 model's on a photo of two dark discs, one with a light centre (both steps change it)."""
+    sys.path.insert(0, str(REPO / "android_demo" / "tools"))
+    from make_golden import postprocess_masks
+    from web_demo import models
+
+    photo = load_rgb(open_dataset(ph2).subset("val")[0].image)
+    real = [("ph2_photo", runtimes.load(models.default_file(), threads=1).predict(photo)[1]),
+            ("two_discs", runtimes.load(REPO / "exports" / "aulunet_v3_ph2.onnx", threads=1).predict(two_discs())[1])]
+    return postprocess_masks(real)
+
+
+def two_discs() -> np.ndarray:
+    """A light 160x120 photo of two dark discs, the larger with a light centre."""
+    yy, xx = np.mgrid[0:120, 0:160]
+    img = np.full((120, 160, 3), 200, np.uint8)
+    img[((yy - 60) ** 2 + (xx - 50) ** 2 < 35 ** 2) | ((yy - 30) ** 2 + (xx - 130) ** 2 < 12 ** 2)] = 60
+    img[(yy - 60) ** 2 + (xx - 50) ** 2 < 10 ** 2] = 200
+    return img
+
+
+def test_js_postprocess_matches_python_exactly(ph2, tmp_path):
+    node = shutil.which("node")
+    assert node, f"node not found; {SETUP_HINT}"
+    sys.path.insert(0, str(REPO / "android_demo" / "tools"))
+    from make_golden import postprocess_files
+
+    files = postprocess_files(postprocess_cases(ph2))
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    cases = files["postprocess.txt"].decode().split()[::4]
+    changed = [c for c in cases if files[f"{c}.pin"] != files[f"{c}.pout"]]
+    assert len(changed) >= len(cases) // 2 and any(c.startswith("pp_two_discs") for c in changed)  # the steps bite
+    proc = subprocess.run([node, str(WEB / "tests" / "postprocess.mjs"), str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["name"] for r in rows] == cases
+    for r in rows:
+        assert r["differ"] == 0 and r["got_pixels"] == r["pixels"] and r["input_changed"] == 0, r
+
+
 def test_package_lock_pins_what_package_json_names():
     pins = json.loads((WEB / "package.json").read_text())["dependencies"]
     lock = json.loads((WEB / "package-lock.json").read_text())
@@ -380,3 +422,62 @@ def test_default_page_is_private_offline_and_refuses_bad_photos(site, browser, p
         assert page.console_errors == [], page.console_errors
     finally:
         page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_page_applies_the_models_postprocess_as_python_does(browser, ph2, tmp_path):
+    """A model whose metadata lists both steps: the manifest carries them, the page's masks are their fixed point
+    and match Python's predict(); core.js's postprocess, run in Chromium, equals core/postprocess.py exactly."""
+    import base64
+
+    import onnx
+
+    from core import postprocess as pp
+    from tests.conftest import save_png
+    from web_demo.browser import Page
+    from web_demo.build import build
+    from web_demo.serve import Server
+
+    steps = ["largest-component", "fill-holes"]
+    m = onnx.load(str(REPO / "exports" / "aulunet_v3_isic2018.onnx"))
+    meta = json.loads(m.metadata_props[0].value)
+    meta["postprocess"] = steps
+    m.metadata_props[0].value = json.dumps(meta)
+    model = tmp_path / "with_steps.onnx"
+    onnx.save(m, str(model))
+    seg = runtimes.load(model, threads=1)
+    cases = postprocess_cases(ph2)
+    discs = save_png(tmp_path / "two_discs.png", two_discs())
+    photos = [open_dataset(ph2).subset("val")[0].image, discs]
+    manifest = build(tmp_path / "site", model=model)
+    assert manifest["models"][0]["postprocess"] == steps
+    with Server(tmp_path / "site") as server:
+        page = Page(browser, server.url, "sw=0")
+        try:
+            assert page.wait_ready()["postprocess"] == steps
+            for photo in photos:
+                got = page.segment(photo)
+                assert got is not None, page.error_text()
+                want = seg.predict(load_rgb(photo))[1]
+                assert iou(got["mask"], want) >= FP32_IOU, (photo.name, iou(got["mask"], want))
+                np.testing.assert_array_equal(pp.apply(got["mask"], steps), got["mask"])  # the steps ran in the page
+                if photo == discs:  # where they change the mask (a stray blob, a pinhole)
+                    assert (seg.predict(load_rgb(photo), postprocess="none")[1] != want).any()
+            for name, mask in cases:
+                for text in ("largest-component", "fill-holes", "fill-holes,largest-component"):
+                    b64 = base64.b64encode(mask.astype(np.uint8).tobytes()).decode()
+                    out = page.page.evaluate("""async ([b64, h, w, steps]) => {
+                        const core = await import("./core.js");
+                        const bin = atob(b64), m = new Uint8Array(bin.length);
+                        for (let i = 0; i < bin.length; i++) m[i] = bin.charCodeAt(i);
+                        const out = core.postprocess(m, h, w, steps);
+                        let s = "";
+                        for (let i = 0; i < out.length; i += 8192) s += String.fromCharCode.apply(null, out.subarray(i, i + 8192));
+                        return btoa(s);
+                    }""", [b64, mask.shape[0], mask.shape[1], text.split(",")])
+                    js = np.frombuffer(base64.b64decode(out), np.uint8).reshape(mask.shape)
+                    np.testing.assert_array_equal(js, pp.apply(mask, text).astype(np.uint8), err_msg=f"{name} {text}")
+            assert page.foreign_requests() == [] and page.console_errors == [], page.console_errors
+        finally:
+            page.close()

@@ -47,7 +47,8 @@ async function loadModel() {
   await runtime.run(new Float32Array(3 * entry.input_size * entry.input_size).fill(0.5));  // warm-up: the first run is slow
   api.info = {
     file: entry.file, runtime: runtime.name, runtimeKey: entry.runtime, threads: runtime.threads,
-    layout: entry.layout, quantize: entry.quantize, crossOriginIsolated, loadMs: performance.now() - t0,
+    layout: entry.layout, quantize: entry.quantize, postprocess: entry.postprocess || [], crossOriginIsolated,
+    loadMs: performance.now() - t0,
   };
   say(`Ready: ${entry.file} on ${runtime.name}, ${runtime.threads} thread${runtime.threads > 1 ? "s" : ""}` +
       (crossOriginIsolated ? "" : " (not cross-origin isolated: threads off)") + ".");
@@ -73,7 +74,8 @@ async function segmentSource(source, label) {
     fail(`${label}: ${problem}`);
     return null;
   }
-  const res = await segment(rgba.data, h, w, 4, entry.layout, (x) => runtime.run(x), entry.threshold, entry.input_size);
+  const res = await segment(rgba.data, h, w, 4, entry.layout, (x) => runtime.run(x), entry.threshold, entry.input_size,
+                              entry.postprocess || []);
   lastPixels = rgba;
   ctx.putImageData(new ImageData(overlay(rgba.data, res.mask, h, w), w, h), 0, 0);
   $("view").hidden = false;
@@ -183,7 +185,8 @@ api.bench = async (runs = 30, warmup = 5, warmupMs = 0) => {
 api.benchEndToEnd = async (runs = 30, warmup = 2) => {
   await api.ready;
   const { data, height, width } = lastPixels;
-  return timeRuns(() => segment(data, height, width, 4, entry.layout, (x) => runtime.run(x), entry.threshold, entry.input_size), runs, warmup);
+  return timeRuns(() => segment(data, height, width, 4, entry.layout, (x) => runtime.run(x), entry.threshold, entry.input_size,
+                               entry.postprocess || []), runs, warmup);
 };
 
 wireInputs();

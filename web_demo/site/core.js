@@ -6,7 +6,8 @@
 // coordinates clamped to the image) -> per-image min-max over all pixels and channels to [0, 1] (a constant
 // image becomes zeros) -> float32 NCHW (ONNX) or NHWC (TFLite).
 // Output: probability = sigmoid(logit), resized back to the photo's size with the same bilinear rule,
-// lesion = probability > threshold.
+// lesion = probability > threshold, then the mask clean-up the model's metadata lists (core/postprocess.py:
+// largest-component, fill-holes; the manifest's `postprocess`), in that order.
 
 export const INPUT_SIZE = 256;
 export const THRESHOLD = 0.5;
@@ -128,6 +129,76 @@ export function mask(prob, threshold = THRESHOLD) {
   return m;
 }
 
+/** The mask clean-up steps of core/postprocess.py, in the order they run. */
+export const POSTPROCESS_STEPS = ["largest-component", "fill-holes"];
+
+/**
+ * Label the components of pixels equal to `value` by a stack flood fill, seeds in row-major order; `diagonal`:
+ * 8-connected, else 4-connected. Returns Int32Array labels (0 elsewhere, 1.. in order of each component's first
+ * pixel) and the sizes (sizes[k] of label k + 1).
+ */
+function components(m, height, width, value, diagonal) {
+  const labels = new Int32Array(m.length), stack = new Int32Array(m.length), sizes = [];
+  for (let seed = 0; seed < m.length; seed++) {
+    if ((m[seed] ? 1 : 0) !== value || labels[seed]) continue;
+    const label = sizes.length + 1;
+    let top = 0, size = 0;
+    labels[seed] = label;
+    stack[top++] = seed;
+    while (top > 0) {
+      const i = stack[--top], y = (i / width) | 0, x = i - y * width;
+      size++;
+      for (let dy = -1; dy <= 1; dy++) {
+        const ny = y + dy;
+        if (ny < 0 || ny >= height) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const nx = x + dx;
+          if ((dx === 0 && dy === 0) || nx < 0 || nx >= width || (!diagonal && dx !== 0 && dy !== 0)) continue;
+          const j = ny * width + nx;
+          if ((m[j] ? 1 : 0) === value && !labels[j]) {
+            labels[j] = label;
+            stack[top++] = j;
+          }
+        }
+      }
+    }
+    sizes.push(size);
+  }
+  return { labels, sizes };
+}
+
+/** Only the largest 8-connected lesion region (ties: the one whose first pixel in row-major order comes first). */
+export function largestComponent(m, height, width) {
+  const { labels, sizes } = components(m, height, width, 1, true);
+  let best = 0;
+  for (let k = 1; k < sizes.length; k++) if (sizes[k] > sizes[best]) best = k;
+  const out = new Uint8Array(m.length);
+  for (let i = 0; i < m.length; i++) out[i] = sizes.length && labels[i] === best + 1 ? 1 : 0;
+  return out;
+}
+
+/** Every background region (4-connected) that does not touch the image border becomes lesion. */
+export function fillHoles(m, height, width) {
+  const { labels, sizes } = components(m, height, width, 0, false);
+  const open = new Uint8Array(sizes.length + 1);
+  for (let x = 0; x < width; x++) open[labels[x]] = open[labels[(height - 1) * width + x]] = 1;
+  for (let y = 0; y < height; y++) open[labels[y * width]] = open[labels[y * width + width - 1]] = 1;
+  const out = new Uint8Array(m.length);
+  for (let i = 0; i < m.length; i++) out[i] = m[i] || !open[labels[i]] ? 1 : 0;
+  return out;
+}
+
+/** The mask after `steps` (names of POSTPROCESS_STEPS), run in POSTPROCESS_STEPS order whatever order given. */
+export function postprocess(m, height, width, steps = []) {
+  for (const s of steps) {
+    if (!POSTPROCESS_STEPS.includes(s)) throw new Error(`postprocess '${s}': unknown step; use ${POSTPROCESS_STEPS.join(", ")}`);
+  }
+  let out = m;
+  if (steps.includes("largest-component")) out = largestComponent(out, height, width);
+  if (steps.includes("fill-holes")) out = fillHoles(out, height, width);
+  return out;
+}
+
 /** Fraction of the image that is lesion. */
 export function areaFraction(m) {
   let n = 0;
@@ -168,15 +239,16 @@ export function overlay(rgba, m, height, width, tint = [255, 64, 32], alpha = 0.
 }
 
 /** The whole pipeline around a model: pixels -> input tensor -> run(tensor) -> probabilities, mask.
- *  `size`: the model's square input side (its metadata's input_size: 256, or 128 for aulunet_v3_in128). */
-export async function segment(pixels, height, width, stride, layout, run, threshold = THRESHOLD, size = INPUT_SIZE) {
+ *  `size`: the model's square input side (its metadata's input_size: 256, or 128 for aulunet_v3_in128);
+ *  `steps`: the mask clean-up its metadata lists (the manifest entry's `postprocess`; none by default). */
+export async function segment(pixels, height, width, stride, layout, run, threshold = THRESHOLD, size = INPUT_SIZE, steps = []) {
   const t0 = performance.now();
   const input = toInput(pixels, height, width, stride, layout, size);
   const t1 = performance.now();
   const logits = await run(input);
   const t2 = performance.now();
   const prob = probabilities(logits, height, width, size);
-  const m = mask(prob, threshold);
+  const m = postprocess(mask(prob, threshold), height, width, steps);
   const t3 = performance.now();
   return { input, logits, prob, mask: m, area: areaFraction(m), ms: { pre: t1 - t0, model: t2 - t1, post: t3 - t2, total: t3 - t0 } };
 }

@@ -203,3 +203,71 @@ def test_evaluate_bad_arguments(tmp_path, ph2):
     blocker.write_text("x")
     with pytest.raises(SystemExit, match=r"m\.json: cannot (create its folder|write it)"):
         evaluate_main(["--data", str(ph2), "--no-progress", "--json", str(blocker / "m.json")])
+
+
+# ------------------------------------------------------------------ mask post-processing before scoring
+
+@pytest.fixture(scope="module")
+def two_lesion_data(tmp_path_factory):
+    """Four photos of two dark discs each (the larger with a light centre), masks = the larger disc filled:
+    largest-component and fill-holes both change the PH2 model's masks on them."""
+    from tests.conftest import save_png
+
+    root = tmp_path_factory.mktemp("two_lesions")
+    yy, xx = np.mgrid[0:120, 0:160]
+    for i, (cy, cx) in enumerate([(60, 50), (55, 60), (65, 45), (60, 55)]):
+        big = (yy - cy) ** 2 + (xx - cx) ** 2 < 35 ** 2
+        img = np.full((120, 160, 3), 200, np.uint8)
+        img[big | ((yy - 30) ** 2 + (xx - 130) ** 2 < (10 + i) ** 2)] = 60
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < 10 ** 2] = 200
+        save_png(root / "images" / f"p{i}.png", img)
+        save_png(root / "masks" / f"p{i}_segmentation.png", (big * 255).astype(np.uint8))
+    return root
+
+
+def _with_steps(path, steps):
+    import onnx
+
+    m = onnx.load(str(REPO / "exports" / "aulunet_v3_ph2.onnx"))
+    meta = json.loads(m.metadata_props[0].value)
+    meta["postprocess"] = steps
+    m.metadata_props[0].value = json.dumps(meta)
+    onnx.save(m, str(path))
+    return path
+
+
+def test_evaluate_samples_applies_postprocess_to_each_mask_at_the_grid(two_lesion_data):
+    from core import postprocess as pp
+    from core.metrics import PooledMetrics
+    from model.data import load_arrays, open_dataset
+    from model.evaluation.pooled import evaluate_samples
+
+    seg = runtimes.load(REPO / "exports" / "aulunet_v3_ph2.onnx", threads=1)
+    samples = open_dataset(two_lesion_data).samples
+    plain = evaluate_samples(seg, samples, keep_probs=True)
+    steps = ("largest-component", "fill-holes")
+    got = evaluate_samples(seg, samples, keep_probs=True, postprocess=steps[::-1])
+    np.testing.assert_array_equal(got["probs"], plain["probs"])  # the maps are the model's
+    _, y = load_arrays(samples, 256)
+    pm = PooledMetrics()
+    pm.update(np.stack([pp.apply(p > seg.threshold, steps) for p in plain["probs"]]), y)
+    want = pm.result()
+    assert {k: got[k] for k in want} == want
+    assert got["dsc"] > plain["dsc"]  # the stray disc removed and the centre filled: closer to the masks
+
+
+def test_evaluate_cli_uses_the_files_steps_unless_told(two_lesion_data, tmp_path, capsys):
+    f = _with_steps(tmp_path / "steps.onnx", ["fill-holes"])
+    common = ["--weights", str(f), "--data", str(two_lesion_data), "--split", "all", "--no-progress"]
+    default = evaluate_main(common)
+    assert default["postprocess"] == ["fill-holes"]
+    off = evaluate_main([*common, "--postprocess", "none"])
+    plain = evaluate_main(["--weights", str(REPO / "exports" / "aulunet_v3_ph2.onnx"), *common[2:]])
+    assert "postprocess" not in off and "postprocess" not in plain
+    assert off["dsc"] == plain["dsc"] and default["dsc"] != plain["dsc"]
+    both = evaluate_main([*common, "--postprocess", "largest-component,fill-holes"])
+    assert both["postprocess"] == ["largest-component", "fill-holes"] and both["dsc"] != default["dsc"]
+    capsys.readouterr()
+    rc, _, err = cli("model/evaluate.py", *common, "--postprocess", "fill")
+    assert_one_line_error(rc, err, r"^error: --postprocess 'fill': unknown post-processing; choose none, "
+                                   r"largest-component, fill-holes or largest-component,fill-holes$")

@@ -79,6 +79,12 @@ class MainActivity : AppCompatActivity() {
         return Interpreter(loadModel(), options).also { interpreter = it }
     }
 
+    /** The mask clean-up the chosen model's metadata asset lists (core/postprocess.py; none when absent). */
+    private fun postprocessSteps(): Array<String> {
+        val name = if (edge.isChecked) ModelSpec.EDGE_METADATA_ASSET else ModelSpec.METADATA_ASSET
+        return Postprocess.stepsFromMetadata(assets.open(name).bufferedReader().use { it.readText() })
+    }
+
     private fun closeInterpreter() {
         interpreter?.close()
         interpreter = null
@@ -131,7 +137,8 @@ class MainActivity : AppCompatActivity() {
         val ms = (SystemClock.elapsedRealtimeNanos() - t0) / 1e6
         outBuf.rewind()
         val logits = FloatArray(size * size).also { outBuf.asFloatBuffer().get(it) }
-        val mask = Postprocess.mask(Postprocess.probabilities(logits, h, w, size), ModelSpec.THRESHOLD)
+        val mask = Postprocess.apply(Postprocess.mask(Postprocess.probabilities(logits, h, w, size), ModelSpec.THRESHOLD),
+            h, w, *postprocessSteps())
         val shown = Postprocess.overlay(argb, mask, h, w, 0xFF00C853.toInt(), 0.45f)
         image.setImageBitmap(Bitmap.createBitmap(shown, w, h, Bitmap.Config.ARGB_8888))
         val area = 100.0 * Postprocess.areaFraction(mask)
