@@ -1,0 +1,165 @@
+"""What mask clean-up does: `python benchmarks/postprocess.py [--models F,...] [--update-results]`.
+
+For each model file, every combination of core/postprocess.py's steps (none, largest-component, fill-holes,
+both) is scored on the same probability maps: ISIC 2018 val (where the choice is made), ISIC 2018 test and
+all 150 PH2 cases (reported, never used to choose), and the test split under every corruption of
+model/data/corruptions.py at the middle severity (their mean). Pooled DSC at the protocol's 256x256 grid. The
+steps a file should carry are the combination with the highest val DSC, and only if it beats no clean-up
+there (`recommended`). JSON and Markdown to outputs/postprocess/, or the committed benchmarks/results/ copies
+with --update-results.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
+from core.errors import UserError
+from core.paths import DEFAULT_WEIGHTS, EDGE_MODEL, REPO, SHARED_DATA, WEIGHTS_DIR
+from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed
+
+RESULTS = REPO / "benchmarks" / "results"
+DEFAULT_OUT = REPO / "outputs" / "postprocess"
+NAME = "postprocess"
+GRID = 256
+MIDDLE = 2  # the corruption severity reported (of 1-3)
+
+
+def combos() -> List[Tuple[str, ...]]:
+    from core.postprocess import POSTPROCESS_STEPS
+
+    return [c for n in range(len(POSTPROCESS_STEPS) + 1) for c in itertools.combinations(POSTPROCESS_STEPS, n)]
+
+
+def label(steps: Tuple[str, ...]) -> str:
+    return ",".join(steps) or "none"
+
+
+def _probs(seg, images: Sequence[np.ndarray]) -> np.ndarray:
+    """Probability maps at the scoring grid (a smaller model's resized to it), from uint8 photos."""
+    from core.preprocess import preprocess_image, resize_bilinear
+
+    out = []
+    for i in range(0, len(images), 8):
+        x = np.stack([preprocess_image(rgb, seg.input_size) for rgb in images[i:i + 8]])
+        p = seg.probabilities(x)
+        if seg.input_size != GRID:
+            p = np.stack([resize_bilinear(q[..., None], (GRID, GRID))[..., 0] for q in p])
+        out.append(p)
+    return np.concatenate(out)
+
+
+def score_combos(probs: np.ndarray, masks: np.ndarray, threshold: float) -> Dict[str, float]:
+    """Pooled DSC of every step combination on the same probability maps."""
+    from core.metrics import PooledMetrics
+    from core.postprocess import apply
+
+    out = {}
+    raw = probs > threshold
+    for steps in combos():
+        pm = PooledMetrics()
+        pm.update(np.stack([apply(m, steps) for m in raw]) if steps else raw, masks)
+        out[label(steps)] = pm.result()["dsc"]
+    return out
+
+
+SETS = {"val": ("isic2018", "val"), "test": ("isic2018", "test"), "ph2": ("ph2", "all")}
+
+
+def _split(samples):
+    from core.preprocess import preprocess_mask
+    from model.data import load_sample
+
+    pairs = [load_sample(s) for s in samples]
+    return [rgb for rgb, _ in pairs], np.stack([preprocess_mask(m, GRID) for _, m in pairs])
+
+
+def measure(files: Sequence[Path], data_root: Path, count: int = 0, progress: bool = True, verbose: bool = False) -> Dict:
+    from tqdm import tqdm
+
+    import runtimes
+    from model.data import open_dataset
+    from model.data.corruptions import CORRUPTIONS, corrupt
+    from model.evaluation.provenance import refuse_training_images
+
+    samples = {k: open_dataset(data_root / ds).subset(split)[: count or None] for k, (ds, split) in SETS.items()}
+    for f in files:  # an ISIC 2017 model would be scored on images it trained on: refused
+        for k, (_, split) in SETS.items():
+            refuse_training_images(f, samples[k], split)
+    sets = {k: _split(v) for k, v in samples.items()}
+    test_images, test_masks = sets["test"]
+    rows = {}
+    for f in files:
+        with quiet(verbose):
+            seg = runtimes.load(f, threads=1)
+        row = {name: score_combos(_probs(seg, imgs), masks, seg.threshold) for name, (imgs, masks) in sets.items()}
+        per = []
+        for c in tqdm(CORRUPTIONS, desc=f.name, disable=not progress, leave=False):
+            shifted = [corrupt(rgb, c, MIDDLE, seed=i) for i, rgb in enumerate(test_images)]
+            per.append(score_combos(_probs(seg, shifted), test_masks, seg.threshold))
+        row["corrupted_test"] = {k: float(np.mean([p[k] for p in per])) for k in per[0]}
+        val = row["val"]
+        best = max(val, key=val.get)
+        row["recommended"] = best if val[best] > val["none"] else "none"
+        rows[f.name] = row
+    return {"grid": GRID, "severity": MIDDLE, "n_images": {k: len(v[0]) for k, v in sets.items()}, "models": rows}
+
+
+def markdown(res: Dict) -> str:
+    lines = [f"Pooled DSC at {res['grid']}x{res['grid']}; corrupted test: mean over the 15 corruptions at severity "
+             f"{res['severity']}. Chosen on val only.", "",
+             "| model | clean-up | ISIC 2018 val | ISIC 2018 test | PH2 (all) | corrupted test |",
+             "|---|---|---:|---:|---:|---:|"]
+    for name, r in res["models"].items():
+        for steps in r["val"]:
+            mark = " (recommended)" if steps == r["recommended"] and steps != "none" else ""
+            lines.append(f"| {name} | {steps}{mark} | " + " | ".join(f"{r[k][steps]:.4f}" for k in
+                                                                   ("val", "test", "ph2", "corrupted_test")) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@user_errors
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    default = f"{DEFAULT_WEIGHTS},{WEIGHTS_DIR / (EDGE_MODEL + '.pt')}"
+    p = ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p.add_argument("--models", default=default, help="comma-separated model files (default: the default and the edge checkpoints)")
+    p.add_argument("--data-root", default=str(SHARED_DATA), help="folder holding isic2018/ and ph2/")
+    p.add_argument("--count", type=int, default=0, help="use the first N images of each split (0 = all)")
+    p.add_argument("--out", default=None, help=f"folder for {NAME}.json/.md (default: outputs/{NAME}/)")
+    p.add_argument("--update-results", action="store_true", help=f"write the committed benchmarks/results/{NAME}.*")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_verbose(p)
+    args = p.parse_args(argv)
+    check_ranges(args, {"count": 0})
+    files = [Path(f.strip()) for f in args.models.split(",") if f.strip()]
+    missing = [f for f in files if not f.is_file()]
+    if missing or not files:
+        raise UserError(f"--models: {missing[0] if missing else '(none)'} not found; give existing model files")
+    root = Path(args.data_root)
+    for name in ("isic2018", "ph2"):
+        if not (root / name).is_dir():
+            raise UserError(f"{root / name}: dataset folder not found; pass --data-root with the folder that holds isic2018/ and ph2/")
+    if args.update_results and args.out:
+        raise UserError("--update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
+    out = RESULTS if args.update_results else Path(args.out or DEFAULT_OUT)
+    for ext in (".json", ".md"):
+        guard_committed(out / f"{NAME}{ext}", "--update-results", args.update_results, "pass --out with another folder")
+    ensure_writable_dir(out, "--out")
+    res = measure(files, root, args.count, progress=not args.no_progress, verbose=args.verbose)
+    atomic_write_text(out / f"{NAME}.json", json.dumps(res, indent=1) + "\n")
+    md = markdown(res)
+    atomic_write_text(out / f"{NAME}.md", md)
+    print(md, end="")
+    return res
+
+
+if __name__ == "__main__":
+    main()
