@@ -34,6 +34,11 @@ from core.errors import UserError  # noqa: E402
 from core.paths import EXPORTS_DIR as EXPORTS, REPO, WEIGHTS_DIR as WEIGHTS  # noqa: E402,F401
 from docs.tables import (DATASETS, PENDING, RESULTS, SHIPPED, WEB_RESULTS, _bench_names, _f, _json, _title,  # noqa: E402,F401
                          _val_metrics)
+from benchmarks.pareto import markdown as pareto_markdown  # noqa: E402
+from benchmarks.postprocess import markdown as postprocess_markdown  # noqa: E402
+from benchmarks.robust_recipes import markdown as recipes_markdown  # noqa: E402
+from benchmarks.robustness import markdown as robustness_markdown  # noqa: E402
+from benchmarks.tta import markdown as tta_markdown  # noqa: E402
 from docs.training_blocks import checkpoints, isic_runs, paper, ph2_run, protocol, schedules, train_speed  # noqa: E402
 
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
@@ -179,18 +184,12 @@ def int8_vs_fp32() -> str:
     return "\n".join(rows)
 
 
-def tta() -> str:
-    from benchmarks.tta import markdown
-
-    res = _json(RESULTS / "tta.json")
-    return PENDING if res is None else markdown(res)
-
-
-def pareto() -> str:
-    from benchmarks.pareto import markdown
-
-    res = _json(RESULTS / "pareto.json")
-    return PENDING if res is None else markdown(res)
+def _result_block(name: str, render: Callable[[Dict], str]) -> Callable[[], str]:
+    """The block of one benchmark's result: its own markdown() over benchmarks/results/<name>.json."""
+    def block() -> str:
+        res = _json(RESULTS / f"{name}.json")
+        return PENDING if res is None else render(res)
+    return block
 
 
 def edge_headline() -> str:
@@ -241,8 +240,11 @@ BLOCKS: Dict[str, Callable[[], str]] = {
     "int8-recipes": int8_recipes,
     "int8-recipes-ph2": lambda: int8_recipes(SHIPPED),
     "host": lambda: _bench("host"),
-    "pareto": pareto,
-    "tta": tta,
+    "pareto": _result_block("pareto", pareto_markdown),
+    "tta": _result_block("tta", tta_markdown),
+    "robustness": _result_block("robustness", robustness_markdown),
+    "robust-recipes": _result_block("robust_recipes", recipes_markdown),
+    "postprocess": _result_block("postprocess", postprocess_markdown),
     "int8-vs-fp32": int8_vs_fp32,
     "int8-fastest": int8_fastest,
     "edge-headline": edge_headline,
