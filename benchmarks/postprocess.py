@@ -100,6 +100,7 @@ def measure(files: Sequence[Path], data_root: Path, count: int = 0, progress: bo
     for f in files:
         with quiet(verbose):
             seg = runtimes.load(f, threads=1)
+            seg.probabilities(np.zeros((1, 3, seg.input_size, seg.input_size), np.float32))  # first-run chatter hidden
         row = {name: score_combos(_probs(seg, imgs), masks, seg.threshold) for name, (imgs, masks) in sets.items()}
         per = []
         for c in tqdm(CORRUPTIONS, desc=f.name, disable=not progress, leave=False):

@@ -73,6 +73,8 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
 
     with quiet(verbose):
         segs = {label_of(f): runtimes.load(f, threads=threads) for f in files}
+        for seg in segs.values():  # the runtimes' first-run chatter (delegates, cpuinfo) stays hidden too
+            seg.probabilities(np.zeros((1, 3, seg.input_size, seg.input_size), np.float32))
     if len(segs) != len(files):
         raise UserError("--models: two files map to the same label (e.g. two fp32 ONNX files); give one per format")
     loaded = [load_sample(s) for s in samples]
