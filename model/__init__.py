@@ -1,4 +1,5 @@
-"""The PyTorch side: the network, data, training, evaluation, checkpoints (imports torch where it needs it).
+"""The PyTorch side, by concern: networks/ (the network, its variants, checkpoints), data/, training/ and
+evaluation/; the command lines (train.py, evaluate.py, protocol.py, ...) sit here, thin over them.
 
 Importing the package (any `import model.x`) registers the .pt backend of `runtimes.load`
 (model/networks/torch_segmenter.py; torch is imported only when a .pt is loaded): runtimes/ sits below model/ and
