@@ -113,7 +113,9 @@ class Fleet:
         self._graphs: Dict[tuple, _Graph] = {}
         # --ema: an exponential moving average of the weights (BatchNorm statistics copied), updated after every
         # step; it is what is evaluated, selected and shipped, while training goes on with the raw weights
-        self.ema_decay = ema
+        # (warmed up: after n updates the decay is min(DECAY, (1 + n) / (10 + n)), so that early epochs are not
+        # scored on an average still made mostly of the initial weights)
+        self.ema_decay, self.ema_updates = ema, 0
         self.ema = copy.deepcopy(self.model).requires_grad_(False) if ema else None
 
     # ---- one step
@@ -150,7 +152,9 @@ class Fleet:
 
     @torch.no_grad()
     def update_ema(self) -> None:
-        torch._foreach_lerp_(list(self.ema.parameters()), self.params, 1.0 - self.ema_decay)
+        decay = min(self.ema_decay, (1 + self.ema_updates) / (10 + self.ema_updates))
+        self.ema_updates += 1
+        torch._foreach_lerp_(list(self.ema.parameters()), self.params, 1.0 - decay)
         for e, b in zip(self.ema.buffers(), self.model.buffers()):
             e.copy_(b)
 
@@ -251,14 +255,17 @@ class Fleet:
                "optimizer_state": opt_state}
         if self.ema is not None:
             out["ema_state_dict"] = {k: v.detach().cpu().clone() for k, v in self.ema.state_dict().items()}
+            out["ema_updates"] = self.ema_updates
         return out
 
-    def load_fleet_state(self, state_dict: Dict, optimizer_state: Dict, ema_state_dict: Optional[Dict] = None) -> None:
+    def load_fleet_state(self, state_dict: Dict, optimizer_state: Dict, ema_state_dict: Optional[Dict] = None,
+                         ema_updates: int = 0) -> None:
         """Continue from a stacked state (fleet_last.pt's, or for one seed its last.pt's state_dict and the
         `state` of its optimizer, and with --ema the average's weights); the hyperparameters stay this fleet's."""
         self.model.load_state_dict(state_dict)
         if self.ema is not None:
             self.ema.load_state_dict(ema_state_dict)
+            self.ema_updates = int(ema_updates)
         self.opt.load_state_dict({"state": optimizer_state, "param_groups": self.opt.state_dict()["param_groups"]})
         if self.lr_t is not None:
             for g in self.opt.param_groups:

@@ -135,7 +135,7 @@ def _loop(args, name, seeds, dist, device, engine, folder, ck, ds, train, val, n
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     start, bests, histories, timing = 0, [{"dsc": -1.0} for _ in seeds], [[] for _ in seeds], []
     if ck is not None:
-        fleet.load_fleet_state(ck["state_dict"], ck["optimizer_state"], ck.get("ema_state_dict"))
+        fleet.load_fleet_state(ck["state_dict"], ck["optimizer_state"], ck.get("ema_state_dict"), ck.get("ema_updates", 0))
         for g, st in zip(gens, ck["rng"]):
             g.set_state(st)
         start, bests, histories, timing = ck["epoch"], ck["best"], ck["history"], ck["timing"]

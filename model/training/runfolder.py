@@ -117,7 +117,7 @@ class RunFolder:
             check_resume(path, ck["train_args"], args, defaults)
             return {"epoch": ck["epoch"], "state_dict": ck["state_dict"], "optimizer_state": ck["optimizer"]["state"],
                     "rng": [ck["rng"]], "best": [ck["best"]], "history": [ck["history"]], "timing": [],
-                    "data": ck.get("data"), "ema_state_dict": ck.get("ema_state_dict")}
+                    "data": ck.get("data"), "ema_state_dict": ck.get("ema_state_dict"), "ema_updates": ck.get("ema_updates", 0)}
         try:
             ck = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
@@ -175,7 +175,8 @@ class RunFolder:
                 best_states[i] = None
             save_atomic({**metas[i], "state_dict": states[i], "epoch": epoch, "metrics": {"val": vals[i]},
                          "optimizer": opts[i], "rng": rngs[i], "best": bests[i], "history": histories[i],
-                         **({"ema_state_dict": emas[i]} if emas is not None else {})}, d / "last.pt")
+                         **({"ema_state_dict": emas[i], "ema_updates": fleet.ema_updates} if emas is not None else {})},
+                        d / "last.pt")
             atomic_write_text(d / "log.json", json.dumps({"run": metas[i], "best": bests[i], "epochs": histories[i]}, indent=1))
         if self.fleet:
             save_atomic({"format": FLEET_FORMAT, "model": metas[0]["model"], "seeds": self.seeds,

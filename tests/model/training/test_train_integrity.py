@@ -202,6 +202,7 @@ def test_robust_recipe_with_ema_resumes_bit_identically(tmp_path):
             assert torch.equal(a[key][k], b[key][k]), (key, k)
     assert [e["loss"] for e in a["history"]] == [e["loss"] for e in b["history"]]
     assert a["train_args"]["augment"] == "robust" and a["train_args"]["ema"] == 0.9
+    assert a["ema_updates"] == b["ema_updates"] == 4  # 4 training images, batches of 2, 2 epochs: one update a step
     best = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
     source = a["ema_state_dict"] if best["epoch"] == 2 else None
     if source is not None:
