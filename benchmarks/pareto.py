@@ -26,11 +26,11 @@ if __package__ in (None, ""):
 
 from core.clitools import ArgumentParser, check_ranges, user_errors
 from core.errors import UserError
-from core.paths import DEFAULT_DATA, DEFAULT_DATASET, DEFAULT_MODEL, EXPORTS_DIR, REPO, SHARED_DATA, SHIPPED, \
+from core.paths import BENCHMARK_RESULTS, DEFAULT_DATA, DEFAULT_DATASET, DEFAULT_MODEL, EXPORTS_DIR, REPO, SHARED_DATA, SHIPPED, \
     WEIGHTS_DIR
 
 SCHEMA = "aulunet-pareto/1"
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "pareto"
 PROTOCOL = WEIGHTS_DIR / "protocol_results.json"
 PHOTO = SHARED_DATA / "ph2" / "images" / "IMD002.jpg"  # 765x572, a PH2 photo none of these models trained on
@@ -172,7 +172,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from benchmarks.run import format_names, write_eval_set
     from benchmarks.targets import EDGE_DSC_MARGIN, EDGE_MAX_RATIO
     from model.networks.checkpoint import model_from_checkpoint
-    from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed
+    from core.safeio import atomic_write_text, ensure_writable_dir, results_folder
     from model.summary import count
 
     p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]))
@@ -194,8 +194,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     check_ranges(args, {"rounds": 1, "warmup": 0, "runs": 1, "min_seconds": 0.0, "eval_count": 1})
-    if args.update_results and args.out:
-        raise UserError("--update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in SHIPPED]
     if not names or unknown:
@@ -209,8 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if not PROTOCOL.is_file():
         raise UserError(f"{PROTOCOL}: protocol rows not found; run python model/protocol.py --save")
     threads = runner.parse_threads(args.threads)
-    out = RESULTS if args.update_results else Path(args.out or DEFAULT_OUT)
-    guard_committed(out, "--update-results", args.update_results, "pass --out with a path under outputs/")
+    out = results_folder(args.update_results, args.out, DEFAULT_OUT)
     rows = json.loads(PROTOCOL.read_text())["rows"]
     wanted = {f.strip() for f in args.formats.split(",")} if args.formats else None
     models: Dict[str, Dict] = {}

@@ -23,10 +23,10 @@ import numpy as np
 
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from core.errors import UserError
-from core.paths import DEFAULT_WEIGHTS, EDGE_MODEL, REPO, SHARED_DATA, WEIGHTS_DIR
-from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed
+from core.paths import BENCHMARK_RESULTS, DEFAULT_WEIGHTS, EDGE_MODEL, REPO, SHARED_DATA, WEIGHTS_DIR
+from core.safeio import atomic_write_text, ensure_writable_dir, results_folder
 
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "postprocess"
 NAME = "postprocess"
 GRID = 256
@@ -159,11 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     for name in ("isic2018", "ph2"):
         if not (root / name).is_dir():
             raise UserError(f"{root / name}: dataset folder not found; pass --data-root with the folder that holds isic2018/ and ph2/")
-    if args.update_results and args.out:
-        raise UserError("--update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
-    out = RESULTS if args.update_results else Path(args.out or DEFAULT_OUT)
-    for ext in (".json", ".md"):
-        guard_committed(out / f"{NAME}{ext}", "--update-results", args.update_results, "pass --out with another folder")
+    out = results_folder(args.update_results, args.out, DEFAULT_OUT, (f"{NAME}.json", f"{NAME}.md"))
     ensure_writable_dir(out, "--out")
     res = measure(files, root, args.count, progress=not args.no_progress, verbose=args.verbose)
     atomic_write_text(out / f"{NAME}.json", json.dumps(res, indent=1) + "\n")

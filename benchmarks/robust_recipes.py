@@ -23,10 +23,10 @@ import numpy as np
 
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, user_errors
 from core.errors import UserError
-from core.paths import REPO
-from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed
+from core.paths import BENCHMARK_RESULTS, REPO
+from core.safeio import atomic_write_text, ensure_writable_dir, results_folder
 
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "robust_recipes"
 NAME = "robust_recipes"
 
@@ -85,11 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     for r in runs:
         if not (r / "best.pt").is_file():
             raise UserError(f"{r}: no best.pt; pass run folders written by model/train.py")
-    if args.update_results and args.out:
-        raise UserError("--update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
-    out = RESULTS if args.update_results else Path(args.out or DEFAULT_OUT)
-    for ext in (".json", ".md"):
-        guard_committed(out / f"{NAME}{ext}", "--update-results", args.update_results, "pass --out with another folder")
+    out = results_folder(args.update_results, args.out, DEFAULT_OUT, (f"{NAME}.json", f"{NAME}.md"))
     ensure_writable_dir(out, "--out")
 
     from benchmarks.robustness import measure

@@ -23,10 +23,10 @@ import numpy as np
 
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from core.errors import UserError
-from core.safeio import atomic_write_bytes, atomic_write_text, ensure_writable_dir, guard_committed
-from core.paths import DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
+from core.safeio import atomic_write_bytes, atomic_write_text, ensure_writable_dir, results_folder
+from core.paths import BENCHMARK_RESULTS, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
 
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "robustness"
 GRID = 256  # the protocol's scoring grid (model/evaluate.py)
 
@@ -204,11 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     missing = [f for f in files if not f.is_file()]
     if missing or not files:
         raise UserError(f"--models: {missing[0] if missing else '(none)'} not found; give existing model files (.pt, .onnx, .xml, .tflite)")
-    if args.update_results and args.out:
-        raise UserError("--update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
-    out = RESULTS if args.update_results else Path(args.out or DEFAULT_OUT)
-    for name in ("robustness.json", "robustness.md", "robustness.png"):
-        guard_committed(out / name, "--update-results", args.update_results, "pass --out with another folder")
+    out = results_folder(args.update_results, args.out, DEFAULT_OUT, ("robustness.json", "robustness.md", "robustness.png"))
     ensure_writable_dir(out, "--out")
 
     from model.data import open_dataset

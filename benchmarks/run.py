@@ -34,8 +34,8 @@ from core.safeio import ensure_writable_dir, guard_committed
 from benchmarks.targets import check_targets
 from core.formats import FORMATS
 
-from core.paths import DEFAULT_DATA as DATA, DEFAULT_WEIGHTS as WEIGHTS, EXPORTS_DIR as EXPORTS, REPO  # noqa: E402,F401
-RESULTS = REPO / "benchmarks" / "results"  # the committed results the docs cite: written only with --update-results
+from core.paths import BENCHMARK_RESULTS, DEFAULT_DATA as DATA, DEFAULT_WEIGHTS as WEIGHTS, EXPORTS_DIR as EXPORTS, REPO  # noqa: E402,F401
+RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "benchmarks"  # git-ignored
 
 # Device profiles: default thread sweep and the board the results claim to come from.

@@ -20,9 +20,9 @@ if __package__ in (None, ""):
 
 from core.clitools import ArgumentParser, check_ranges, user_errors
 from core.errors import UserError
-from core.paths import DEFAULT_DATA, REPO, export_path
+from core.paths import BENCHMARK_RESULTS, DEFAULT_DATA, REPO, export_path
 
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "tta"
 PHOTO = DEFAULT_DATA.parent / "ph2" / "images" / "IMD002.jpg"
 
@@ -45,7 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from core.machine import device_facts
     from model.data import load_rgb, open_dataset
     from model.evaluation.pooled import evaluate_samples
-    from core.safeio import atomic_write_text, ensure_writable_dir, guard_committed
+    from core.safeio import atomic_write_text, ensure_writable_dir, results_folder
 
     p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--weights", default=str(export_path(".onnx")), help="model file, any format runtimes.load opens")
@@ -60,16 +60,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     check_ranges(args, {"count": 0, "runs": 1, "threads": 1})
-    if args.update_results and args.out:
-        raise UserError("--update-results writes to benchmarks/results/; drop --out (or drop --update-results)")
     weights, data, photo = Path(args.weights), Path(args.data), Path(args.photo)
     for flag, path in (("--weights", weights), ("--photo", photo)):
         if not path.is_file():
             raise UserError(f"{flag} {path}: file not found; pass an existing file")
     if not data.is_dir():
         raise UserError(f"--data {data}: folder not found; pass a dataset folder (default {DEFAULT_DATA})")
-    out = RESULTS if args.update_results else Path(args.out or DEFAULT_OUT)
-    guard_committed(out, "--update-results", args.update_results, "pass --out with a path under outputs/")
+    out = results_folder(args.update_results, args.out, DEFAULT_OUT)
     seg = runtimes.load(weights, threads=args.threads)
     ds = open_dataset(data)
     splits = {}

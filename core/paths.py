@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = REPO / "model" / "weights"
 EXPORTS_DIR = REPO / "exports"            # the committed exports (docs, demos and benchmarks read them)
 OUTPUTS = REPO / "outputs"                # what runs write by default (git-ignored; core/safeio.py, rule 3)
+BENCHMARK_RESULTS = REPO / "benchmarks" / "results"  # the committed benchmark results (--update-results)
 SHARED_DATA = REPO.parent / "shared" / "data"  # the data root: ../shared/data/<dataset>
 
 # model name -> the dataset (folder under ../shared/data) it was trained and selected on

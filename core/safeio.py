@@ -11,10 +11,10 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Sequence
 
 from .errors import OutputError
-from .paths import REPO as REPO_ROOT
+from .paths import BENCHMARK_RESULTS, REPO as REPO_ROOT
 
 
 def file_sha256(path) -> str:
@@ -158,6 +158,18 @@ def guard_committed(path, flag: str, asked: bool, default_hint: str = "") -> Non
         pass
     hint = f" or {default_hint}" if default_hint else ""
     raise OutputError(f"{rel}: is a committed result; pass {flag} to replace it{hint}")
+
+
+def results_folder(update_results: bool, out: Optional[str], default: Path, names: Sequence[str] = (),
+                   committed: Path = BENCHMARK_RESULTS) -> Path:
+    """Where a benchmark writes its results: --out, else `default` (under outputs/), or with --update-results the
+    committed folder (then --out is refused); each of `names` in it (or the folder) checked by guard_committed."""
+    if update_results and out:
+        raise OutputError(f"--update-results writes to {committed.relative_to(REPO_ROOT)}/; drop --out (or drop --update-results)")
+    folder = committed if update_results else Path(out or default)
+    for target in [folder / n for n in names] or [folder]:
+        guard_committed(target, "--update-results", update_results, "pass --out with a path under outputs/")
+    return folder
 
 
 def check_replace(path, what: str, allowed: bool = False, flag: str = "--overwrite") -> Path:

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Dict, Optional
 
-from core.paths import EXPORTS_DIR as EXPORTS, REPO, WEIGHTS_DIR as WEIGHTS  # noqa: F401  (the blocks' sources)
+from core.paths import BENCHMARK_RESULTS, EXPORTS_DIR as EXPORTS, REPO, WEIGHTS_DIR as WEIGHTS  # noqa: F401  (the blocks' sources)
 
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = BENCHMARK_RESULTS
 SHIPPED = "aulunet_v3_ph2"  # the PH2 checkpoint's own sections (its run and schedules), whatever the default
 DATASETS = [("ph2", "PH2"), ("isic2018", "ISIC 2018"), ("isic2017", "ISIC 2017")]
 PENDING = "pending"
