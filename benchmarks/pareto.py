@@ -172,7 +172,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from benchmarks.run import format_names, write_eval_set
     from benchmarks.targets import EDGE_DSC_MARGIN, EDGE_MAX_RATIO
     from model.networks.checkpoint import model_from_checkpoint
-    from core.safeio import atomic_write_text, ensure_writable_dir, results_folder
+    from core.safeio import ensure_writable_dir, results_folder, write_results
     from model.summary import count
 
     p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]))
@@ -254,9 +254,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                 "fastest_within_margin": fastest_within_margin(verdict), "wall_seconds": round(time.time() - t0, 1)})
     res["settings"].update({"dsc_margin_points": 100 * EDGE_DSC_MARGIN, "max_ratio": EDGE_MAX_RATIO,
                             "photo": photo.name, "eval": "per model"})
-    atomic_write_text(out / "pareto.json", json.dumps(res, indent=1) + "\n")
     md = markdown(res)
-    atomic_write_text(out / "pareto.md", md + "\n")
+    write_results(out, "pareto", res, md)
     plot(res, out / "pareto.png")
     print(md)
     print(f"\nwrote {out / 'pareto.json'} and its .md and .png")

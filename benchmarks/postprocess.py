@@ -11,7 +11,6 @@ benchmarks/results/ copies with --update-results.
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -24,7 +23,7 @@ import numpy as np
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from core.errors import UserError
 from core.paths import BENCHMARK_RESULTS, DEFAULT_WEIGHTS, EDGE_MODEL, REPO, SHARED_DATA, WEIGHTS_DIR
-from core.safeio import atomic_write_text, ensure_writable_dir, results_folder
+from core.safeio import ensure_writable_dir, results_folder, write_results
 
 RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "postprocess"
@@ -162,9 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     out = results_folder(args.update_results, args.out, DEFAULT_OUT, (f"{NAME}.json", f"{NAME}.md"))
     ensure_writable_dir(out, "--out")
     res = measure(files, root, args.count, progress=not args.no_progress, verbose=args.verbose)
-    atomic_write_text(out / f"{NAME}.json", json.dumps(res, indent=1) + "\n")
     md = markdown(res)
-    atomic_write_text(out / f"{NAME}.md", md)
+    write_results(out, NAME, res, md)
     print(md, end="")
     return res
 

@@ -24,7 +24,7 @@ import numpy as np
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, user_errors
 from core.errors import UserError
 from core.paths import BENCHMARK_RESULTS, REPO
-from core.safeio import atomic_write_text, ensure_writable_dir, results_folder
+from core.safeio import ensure_writable_dir, results_folder, write_results
 
 RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "robust_recipes"
@@ -57,7 +57,8 @@ def summarize(scores: Dict) -> Dict:
             "mean_drop_held_out": mean(held), "worst": min(drops, key=drops.get) if drops else None, "dsc": dsc}
 
 
-def markdown(rows: Dict[str, Dict]) -> str:
+def markdown(doc: Dict) -> str:
+    rows: Dict[str, Dict] = doc["runs"]
     lines = ["| run | variant | size | epochs | --augment | --ema | clean val DSC | mean drop | trained-on families | held-out families | worst |",
              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
     for name, r in rows.items():
@@ -107,9 +108,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from core.machine import device_facts
 
     doc = {"split": "val", "runs": rows, "cpu": device_facts()["cpu"]}
-    atomic_write_text(out / f"{NAME}.json", json.dumps(doc, indent=1) + "\n")
-    md = markdown(rows)
-    atomic_write_text(out / f"{NAME}.md", md)
+    md = markdown(doc)
+    write_results(out, NAME, doc, md)
     print(md, end="")
     return doc
 

@@ -10,7 +10,6 @@ benchmarks/results/ copies that docs/generate.py reads.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from core.errors import UserError
-from core.safeio import atomic_write_bytes, atomic_write_text, ensure_writable_dir, results_folder
+from core.safeio import atomic_write_bytes, ensure_writable_dir, results_folder, write_results
 from core.paths import BENCHMARK_RESULTS, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
 
 RESULTS = BENCHMARK_RESULTS
@@ -221,9 +220,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 
     facts = device_facts()
     res["cpu"] = {"name": facts["cpu"], "cores": facts["cores"], "machine": facts["machine"]}
-    atomic_write_text(out / "robustness.json", json.dumps(res, indent=1) + "\n")
     md = markdown(res)
-    atomic_write_text(out / "robustness.md", md)
+    write_results(out, "robustness", res, md)
     heatmap(res, out / "robustness.png")
     print(md)
     print(f"wrote {out / 'robustness.json'}, .md and .png" + ("" if args.update_results else

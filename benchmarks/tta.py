@@ -8,7 +8,6 @@ default; this says what turning it on buys and costs. Writes outputs/tta/tta.jso
 """
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -45,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from core.machine import device_facts
     from model.data import load_rgb, open_dataset
     from model.evaluation.pooled import evaluate_samples
-    from core.safeio import atomic_write_text, ensure_writable_dir, results_folder
+    from core.safeio import ensure_writable_dir, results_folder, write_results
 
     p = ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--weights", default=str(export_path(".onnx")), help="model file, any format runtimes.load opens")
@@ -89,9 +88,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
            "latency": {"photo": f"{photo.name} ({rgb.shape[1]}x{rgb.shape[0]})", "threads": args.threads, "runs": args.runs,
                        "plain_ms": statistics.median(times[False]), "tta_ms": statistics.median(times[True])}}
     out = ensure_writable_dir(out, "--out")
-    atomic_write_text(out / "tta.json", json.dumps(res, indent=1) + "\n")
     md = markdown(res)
-    atomic_write_text(out / "tta.md", md + "\n")
+    write_results(out, "tta", res, md)
     print(md)
     return res
 

@@ -172,6 +172,14 @@ def results_folder(update_results: bool, out: Optional[str], default: Path, name
     return folder
 
 
+def write_results(folder: Path, name: str, doc, md: str) -> None:
+    """A benchmark's results as the docs read them: NAME.json (for machines) and NAME.md (for people), each atomic."""
+    import json
+
+    atomic_write_text(Path(folder) / f"{name}.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(Path(folder) / f"{name}.md", md.rstrip("\n") + "\n")
+
+
 def check_replace(path, what: str, allowed: bool = False, flag: str = "--overwrite") -> Path:
     """OutputError when `path` exists and replacing it was not asked for (`allowed`)."""
     path = Path(path)
