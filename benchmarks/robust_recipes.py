@@ -54,7 +54,7 @@ def summarize(scores: Dict) -> Dict:
     trained = [k for k in drops if k.split("/")[0] in TRAINED_FAMILIES]
     held = [k for k in drops if k.split("/")[0] not in TRAINED_FAMILIES]
     return {"clean_dsc": dsc["clean"], "mean_drop": mean(list(drops)), "mean_drop_trained": mean(trained),
-            "mean_drop_held_out": mean(held), "worst": min(drops, key=drops.get) if drops else None, "dsc": dsc}
+            "mean_drop_held_out": mean(held), "worst": max(drops, key=drops.get) if drops else None, "dsc": dsc}
 
 
 def markdown(doc: Dict) -> str:

@@ -5,17 +5,19 @@ only (the mask stays: an ink mark or a hair is not lesion). In the order they ar
 
   artefacts  up to 8 straight strokes drawn on the skin: thin dark hairs (1-6, p 0.3) and thick
              surgical-pen ink strokes, purple or blue (a polyline of 2-3 segments, p 0.2)
-  colour     white balance: a gain per channel, exp(U(-0.25, 0.25)) (p 0.5)
-  gamma      x ** exp(U(-0.4, 0.4)) (p 0.5)
+  colour     white balance: a gain per channel, exp(U(-0.35, 0.35)) (p 0.5)
+  brightness a shift of U(-0.3, 0.3), clipped to [0, 1] (p 0.5): min-max cannot undo what clipping lost
+  gamma      x ** exp(U(-0.9, 0.9)) (p 0.5)
   vignette   x * (1 - v * r^2), v in U(0.2, 0.6), r from a jittered centre (p 0.3)
   blur       a Gaussian of sigma U(0.5, 2.0) pixels at 256x256 (scaled with the size; p 0.3)
   noise      Gaussian, sigma U(0.01, 0.06) (p 0.3), from a seeded generator per image
   min-max    per image, as inference preprocesses every photo (core/preprocess.py), so that what the
              network sees is what it will see on a corrupted photo
 
-A global brightness or contrast change is left out on purpose: the per-image min-max scaling removes it.
-Held out of training (so the corruption benchmark also measures what was never trained on): JPEG,
-motion blur, downscale-upscale, dermoscope black borders, rulers, specular highlights, brightness/contrast.
+A contrast change is left out: the per-image min-max scaling removes it. Held out of training (so the
+corruption benchmark also measures what was never trained on): JPEG, motion blur, downscale-upscale,
+dermoscope black borders, rulers, specular highlights. (A first version with narrower colour and gamma ranges
+and no brightness shift left brightness, colour cast and gamma the largest drops on val; this one widens them.)
 
 `draw_photometric(gen, b, size)` draws every number from a seed's CPU generator (so a resumed run draws the
 same), as a (b, N_PHOTO) float32 tensor; `apply_photometric(x, params)` applies it to a batch on its device.
@@ -29,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 # the families of model/data/corruptions.py that this recipe trains on something alike (the others are held out)
-TRAINED_FAMILIES = ("colour_cast", "gamma", "vignetting", "defocus_blur", "gaussian_noise", "hair", "pen_ink")
+TRAINED_FAMILIES = ("colour_cast", "brightness", "gamma", "vignetting", "defocus_blur", "gaussian_noise", "hair", "pen_ink")
 MAX_STROKES = 8
 STROKE_COLS = 6          # x0, y0, x1, y1 (in [0, 1]), width (pixels at 256x256; 0 = no stroke), kind (0 hair, 1-2 ink)
-HEAD = 10                # gains (3), gamma, blur sigma, noise sigma, noise seed, vignette strength, centre x, y
+HEAD = 11                # gains (3), gamma, blur sigma, noise sigma, noise seed, vignette strength, centre x, y, brightness
 N_PHOTO = HEAD + MAX_STROKES * STROKE_COLS
 COLOURS = torch.tensor([[0.10, 0.07, 0.05],   # hair: dark brown
                         [0.42, 0.22, 0.58],   # ink: surgical-pen purple
@@ -44,14 +46,15 @@ BLUR_TAPS = 9            # the kernel's support at 256x256 (sigma <= 2 px: +-4 p
 def draw_photometric(gen: torch.Generator, b: int) -> torch.Tensor:
     """(b, N_PHOTO) float32 on the CPU: every random number of b images' photometric augmentation, drawn from
     `gen` in a fixed order (a fixed count per image, whatever is applied, so the stream stays aligned)."""
-    u = torch.rand(b, 14, generator=gen).tolist()
+    u = torch.rand(b, 16, generator=gen).tolist()
     strokes = torch.rand(b, MAX_STROKES, 5, generator=gen).tolist()
     seeds = torch.randint(0, 2 ** 24, (b,), generator=gen).tolist()
     out = torch.zeros(b, N_PHOTO, dtype=torch.float32)
     for i in range(b):
         r = u[i]
-        out[i, 0:3] = torch.tensor([math.exp(0.5 * r[j] - 0.25) if r[3] < 0.5 else 1.0 for j in range(3)])
-        out[i, 3] = math.exp(0.8 * r[4] - 0.4) if r[5] < 0.5 else 1.0
+        out[i, 0:3] = torch.tensor([math.exp(0.7 * r[j] - 0.35) if r[3] < 0.5 else 1.0 for j in range(3)])
+        out[i, 3] = math.exp(1.8 * r[4] - 0.9) if r[5] < 0.5 else 1.0
+        out[i, 10] = 0.6 * r[14] - 0.3 if r[15] < 0.5 else 0.0
         out[i, 4] = 0.5 + 1.5 * r[6] if r[7] < 0.3 else 0.0
         out[i, 5] = 0.01 + 0.05 * r[8] if r[9] < 0.3 else 0.0
         out[i, 6] = float(seeds[i])
@@ -131,7 +134,7 @@ def apply_photometric(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     n, c, s, _ = x.shape
     p = p.to(x.dtype)
     x = _strokes(x, p)
-    x = (x * p[:, 0:3].view(n, 3, 1, 1)).clamp(0, 1)
+    x = (x * p[:, 0:3].view(n, 3, 1, 1) + p[:, 10].view(n, 1, 1, 1)).clamp(0, 1)
     gamma = p[:, 3].view(n, 1, 1, 1)
     x = torch.where(gamma == 1, x, x.clamp_min(1e-6) ** gamma)
     if bool((p[:, 7] > 0).any()):

@@ -19,7 +19,7 @@ def test_draws_are_the_generators_and_a_fixed_count():
     assert a.shape == (16, N_PHOTO) and torch.equal(a, b)
     after = torch.rand(1, generator=g)  # the stream stays aligned whatever was drawn to apply
     g2 = torch.Generator().manual_seed(3)
-    torch.rand(16, 14, generator=g2), torch.rand(16, 8, 5, generator=g2), torch.randint(0, 2 ** 24, (16,), generator=g2)
+    torch.rand(16, 16, generator=g2), torch.rand(16, 8, 5, generator=g2), torch.randint(0, 2 ** 24, (16,), generator=g2)
     assert torch.equal(after, torch.rand(1, generator=g2))
 
 
