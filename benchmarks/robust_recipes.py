@@ -65,8 +65,11 @@ def markdown(doc: Dict) -> str:
         pts = [f"{100 * r[k]:.2f}" if r.get(k) is not None else "-" for k in ("mean_drop", "mean_drop_trained", "mean_drop_held_out")]
         lines.append(f"| {name} | {r['variant']} | {r['size']} | {r['epochs']} | {r['augment']} | {r['ema']:g} | "
                      f"{r['clean_dsc']:.4f} | " + " | ".join(pts) + f" | {(r['worst'] or '-').replace('_', ' ')} |")
+    from model.data.photometric import TRAINED_FAMILIES
+
     return ("Val split only (the recipe is chosen here, never on test); DSC drops in points, mean over every "
-            "corruption and severity 1-3.\n\n" + "\n".join(lines) + "\n")
+            "corruption and severity 1-3. Trained-on families (the current robust recipe's, for every row): "
+            + ", ".join(f.replace("_", " ") for f in TRAINED_FAMILIES) + ".\n\n" + "\n".join(lines) + "\n")
 
 
 @user_errors
