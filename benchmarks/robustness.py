@@ -42,16 +42,17 @@ def default_models(model: str = DEFAULT_MODEL) -> List[Path]:
 
 
 def label_of(path: Path) -> str:
-    """'PyTorch', 'ONNX Runtime fp32', ... from the file's suffix and name."""
-    from core.formats import by_suffix
+    """'PyTorch', 'ONNX Runtime fp32', 'ncnn INT8', ... from the file's suffix (the longest: .ncnn.param) and name."""
+    from core.formats import for_path
 
-    try:
-        runtime = by_suffix(path.suffix).title
-    except KeyError:
-        runtime = path.suffix
+    path = Path(path)
     if path.suffix == ".pt":
         return "PyTorch"
-    quant = next((q for q in ("int8", "fp16") if f"_{q}" in path.stem), "fp32")
+    try:
+        runtime = for_path(path).title
+    except KeyError:
+        runtime = path.suffix
+    quant = next((q for q in ("int8", "fp16") if f"_{q}" in path.name), "fp32")
     return f"{runtime} {quant.upper() if quant == 'int8' else quant}"
 
 
