@@ -118,12 +118,13 @@ def eval_set(args, ckpt: Dict):
         if not root.is_dir():
             raise DataError(f"{root}: --eval-data folder not found; pass a dataset folder (images/ + masks/, ISIC or PH2), "
                             f"or leave --eval-data out to use the checkpoint's own data")
+        ds = open_dataset(root, seed=(ckpt.get("train_args") or {}).get("seed", 0))
     else:
-        ds = training_dataset(ckpt)
-        root = ds.root if ds is not None else None
+        ds = training_dataset(ckpt)  # opened with the run's seed, or None when it is not here
     size = input_size(ckpt)
-    if root is not None:
-        samples = open_dataset(root, seed=(ckpt.get("train_args") or {}).get("seed", 0)).subset(args.eval_split)
+    if ds is not None:
+        root = ds.root
+        samples = ds.subset(args.eval_split)
         if args.eval_count:
             samples = samples[: args.eval_count]
         x, y = load_arrays(samples, size)

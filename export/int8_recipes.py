@@ -177,7 +177,8 @@ def cpu_info() -> Dict:
     """The CPU model and its int8 dot-product extensions (core/machine.py), as the recipe table records them."""
     from core.machine import device_facts, int8_isa
 
-    return {"machine": device_facts()["machine"], "model": device_facts()["cpu"], "int8_isa": int8_isa()}
+    facts = device_facts()
+    return {"machine": facts["machine"], "model": facts["cpu"], "int8_isa": int8_isa()}
 
 
 def measure(args) -> Dict:
