@@ -10,6 +10,9 @@ flipped pixels, and the INT8 gate. A short interleaved timing (1 thread, single 
 latency beside the same format's fp32 file; it runs on a shared machine, so it is noisy. The shipped recipe of
 each format is marked: it is what export/to_<format>.py --quantize int8 writes.
 
+--retime times the files of the run already in --out again, without building or scoring them: build on a busy
+machine with --timing-rounds 0, then retime on a quiet one (export/recipe_timing.py).
+
 Writes <out>/int8_recipes_<checkpoint>.json and .md (and the built files under <out>/<checkpoint>/);
 --update-results also writes the committed copy exports/int8_recipes_<checkpoint>.json, which docs/generate.py
 renders into docs/export.md for the default model.
@@ -32,6 +35,7 @@ from core.clitools import user_errors
 from core.errors import UserError
 from core.formats import EXPORT_PACKAGES, FORMATS, model_files
 from export import exporter
+from export.recipe_timing import retime, time_recipes, timing_block
 from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
 
 DEFAULT_OUT = REPO / "outputs" / "int8_recipes"
@@ -154,25 +158,6 @@ def listing() -> str:
 
 # ------------------------------------------------------------------ measuring
 
-def _time_interleaved(files: Dict[str, Path], x, rounds: int, warmup: int = 2) -> Dict[str, float]:
-    """Median ms of one single-image call per file, 1 thread, the files taking turns round by round."""
-    import runtimes
-
-    segs = {k: runtimes.load(p, threads=1) for k, p in files.items()}
-    one = x[:1]
-    for s in segs.values():
-        for _ in range(warmup):
-            s.run(one)
-    times: Dict[str, List[float]] = {k: [] for k in segs}
-    for r in range(rounds):
-        order = list(segs) if r % 2 == 0 else list(segs)[::-1]
-        for k in order:
-            t0 = time.perf_counter()
-            segs[k].run(one)
-            times[k].append(1000 * (time.perf_counter() - t0))
-    return {k: round(statistics.median(v), 2) for k, v in times.items()}
-
-
 def cpu_info() -> Dict:
     """The CPU model and its int8 dot-product extensions (core/machine.py), as the recipe table records them."""
     from core.machine import device_facts, int8_isa
@@ -250,21 +235,7 @@ def measure(args) -> Dict:
         rows.append(row)
         built.setdefault(r.format, {})[r.name] = path
 
-    fp32_ms: Dict[str, float] = {}
-    if args.timing_rounds:
-        for key, files in tqdm(list(built.items()), desc="timing", disable=not show, file=sys.stderr):
-            fmt = FORMATS[key]
-            ref_path = files_dir / f"fp32{fmt.suffix}"
-            meta = build_metadata(ckpt, weights, fmt.key, "none", None, fmt.layout)
-            meta["graph_rewrites"] = graph.rewrites
-            with quiet(args.verbose):
-                exporter(FORMATS[key]).build(graph, meta, "none", None, ref_path)
-                ms = _time_interleaved({"fp32": ref_path, **files}, x, args.timing_rounds)
-            fp32_ms[key] = ms.pop("fp32")
-            for row in rows:
-                if row["recipe"] in ms:
-                    row["latency_ms"] = ms[row["recipe"]]
-                    row["latency_vs_fp32"] = round(ms[row["recipe"]] / fp32_ms[key], 2)
+    fp32_ms = time_recipes(rows, built, files_dir, graph, ckpt, weights, x, args.timing_rounds, args.verbose, show)
     return {
         "tool": "export/int8_recipes.py",
         "checkpoint": {"path": rel(weights), "stem": weights.stem, "sha256": file_sha256(weights)},
@@ -272,8 +243,7 @@ def measure(args) -> Dict:
         "eval": eval_info,
         "reference": "PyTorch fp32 checkpoint (its own module); each file run in its own runtime",
         "gate": GATES["int8"],
-        "timing": {"rounds": args.timing_rounds, "threads": 1, "batch": 1, "fp32_ms": fp32_ms,
-                   "note": "median of a short interleaved run on a shared machine: noisy, compare ratios only"},
+        "timing": timing_block(args.timing_rounds, fp32_ms),
         "cpu": cpu_info(),
         "versions": versions(("onnxruntime", *EXPORT_PACKAGES)),
         "results": rows,
@@ -344,6 +314,23 @@ def markdown(res: Optional[Dict], earlier: bool = False) -> str:
     return "\n".join(lines)
 
 
+def earlier_run(args, chosen: List[Recipe]) -> Dict:
+    """--retime: the results JSON of the run in --out, its chosen formats' files timed again on this CPU."""
+    path = Path(args.out) / results_name(Path(args.weights).stem)
+    if not path.is_file():
+        raise UserError(f"--retime: no earlier run in {args.out} ({path.name} is missing); run without --retime first")
+    try:
+        res = json.loads(path.read_text())
+    except ValueError as e:
+        raise UserError(f"--retime: {path} is not a results JSON ({e}); run without --retime to write it again")
+    missing = sorted({"checkpoint", "eval", "results", "timing"} - set(res) if isinstance(res, dict) else ["everything"])
+    if missing:
+        raise UserError(f"--retime: {path} is not a results JSON of this tool (it lacks {', '.join(missing)}); "
+                        "run without --retime to write it again")
+    return retime(res, path, Path(args.weights), sorted({r.format for r in chosen}), args.timing_rounds, cpu_info(),
+                  args.verbose, not args.no_progress)
+
+
 @user_errors
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges
@@ -362,6 +349,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--calib-count", type=int, default=0, help="calibrate on only the first N training images (0 = all)")
     p.add_argument("--timing-rounds", type=int, default=10,
                    help="interleaved single-image timing rounds per file (0 = no timing)")
+    p.add_argument("--retime", action="store_true",
+                   help="time the files of the earlier run in --out again on this CPU (no build, no scoring): "
+                        "for a quiet machine after a run on a busy one")
     p.add_argument("--update-results", action="store_true",
                    help="also write the committed copy exports/int8_recipes_<checkpoint>.json (docs/generate.py reads it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -371,8 +361,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if args.list:
         print(listing())
         return {}
-    choose(args.formats, args.recipes)  # bad names fail before anything loads
-    res = measure(args)
+    chosen = choose(args.formats, args.recipes)  # bad names fail before anything loads
+    res = earlier_run(args, chosen) if args.retime else measure(args)
     out = Path(args.out)
     stem = res["checkpoint"]["stem"]
     text = json.dumps(res, indent=1) + "\n"

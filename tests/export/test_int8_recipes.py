@@ -53,6 +53,25 @@ def test_bad_recipes_and_formats_are_one_line_errors(tmp_path):
     assert p.returncode == 0 and len(p.stdout.splitlines()) == len(ir.RECIPES) and p.stdout.count("SHIPPED") == len(ir.INT8_FORMATS)
 
 
+def test_retime_refuses_a_missing_or_foreign_run_in_one_line(shipped, tmp_path):
+    with pytest.raises(SystemExit, match=r"^error: --retime: no earlier run in .* \(int8_recipes_aulunet_v3_ph2.json is "
+                                         r"missing\); run without --retime first$"):
+        ir.main(["--weights", str(shipped), "--out", str(tmp_path), "--retime"])
+    (tmp_path / "int8_recipes_aulunet_v3_ph2.json").write_text("{not json")
+    with pytest.raises(SystemExit, match=r"^error: --retime: .* is not a results JSON"):
+        ir.main(["--weights", str(shipped), "--out", str(tmp_path), "--retime"])
+    (tmp_path / "int8_recipes_aulunet_v3_ph2.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"^error: --retime: .* is not a results JSON .*lacks checkpoint, eval, results"):
+        ir.main(["--weights", str(shipped), "--out", str(tmp_path), "--retime"])
+    (tmp_path / "int8_recipes_aulunet_v3_ph2.json").write_text(json.dumps({"checkpoint": {"sha256": "0" * 64}, "results": [],
+                                                                     "timing": {}, "eval": {}}))
+    with pytest.raises(SystemExit, match=r"^error: --retime: .* was measured on another checkpoint than .*aulunet_v3_ph2.pt"):
+        ir.main(["--weights", str(shipped), "--out", str(tmp_path), "--retime"])
+    with pytest.raises(SystemExit, match=r"^error: --retime needs --timing-rounds of at least 1$"):
+        ir.main(["--weights", str(shipped), "--out", str(tmp_path), "--retime", "--timing-rounds", "0"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["int8_recipes_aulunet_v3_ph2.json"]
+
+
 @pytest.mark.slow
 def test_small_run_writes_json_and_markdown(shipped, ph2, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ir, "EXPORTS_DIR", tmp_path / "committed")  # where --update-results writes
@@ -76,6 +95,15 @@ def test_small_run_writes_json_and_markdown(shipped, ph2, tmp_path, monkeypatch,
     md = (tmp_path / "o" / "int8_recipes_aulunet_v3_ph2.md").read_text()
     assert md.count("\n| ONNX Runtime |") == 2 and "(shipped)**" in md and md == ir.markdown(data, earlier=True) + "\n"
     assert md in out
+    # --retime: the same files timed again, nothing built or scored again
+    files = {r["artifact"]: (REPO / r["artifact"]).stat().st_mtime_ns for r in rows.values()}
+    again = ir.main(["--weights", str(shipped), "--formats", "onnx", "--timing-rounds", "3", "--out", str(tmp_path / "o"),
+                     "--no-progress", "--retime"])
+    assert again["timing"]["rounds"] == 3 and again["timing"]["retimed"] and again["timing"]["fp32_ms"]["onnx"] > 0
+    for r in again["results"]:
+        assert r["latency_ms"] > 0 and r["mask_iou_mean"] == rows[r["recipe"]]["mask_iou_mean"]
+        assert (REPO / r["artifact"]).stat().st_mtime_ns == files[r["artifact"]]
+    assert json.loads((tmp_path / "o" / "int8_recipes_aulunet_v3_ph2.json").read_text()) == json.loads(json.dumps(again))
     ir.main(argv + ["--update-results", "--timing-rounds", "0"])
     assert json.loads((tmp_path / "committed" / "int8_recipes_aulunet_v3_ph2.json").read_text())["timing"]["rounds"] == 0
 
