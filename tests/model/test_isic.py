@@ -79,6 +79,9 @@ def test_committed_run_state_resumes(last, request):
     opt = torch.optim.AdamW(model.parameters())
     opt.load_state_dict(ck["optimizer"])
     torch.Generator().set_state(ck["rng"])
+    if ck["train_args"].get("ema"):  # an averaged run carries its average and how many steps went into it
+        build_model(ck["model"]).load_state_dict(ck["ema_state_dict"])
+        assert ck["ema_updates"] >= ck["epoch"]
     root = root or REPO.parent / "shared" / "data" / Path(ck["data"]["root"]).name
     if not (root / "images").is_dir():
         pytest.skip(f"{root} absent: cannot check the run's split (CI always has it)")
