@@ -27,6 +27,7 @@ SHIPPED = {
     # latency-first variants (model/networks/aulunet.py EDGE_VARIANTS), same recipe as aulunet_v3_isic2018
     "aulunet_v3_in128_isic2018": "isic2018",
     "aulunet_v3_stride2_isic2018": "isic2018",
+    "aulunet_v3_in192_isic2018": "isic2018",
 }
 DEFAULT_MODEL = "aulunet_v3_isic2018"
 # The edge model the demos offer beside the default: the fastest shipped model within 0.5 ISIC 2018 test DSC
