@@ -5,7 +5,9 @@ of an earlier run again (on a quiet CPU, or another CPU of the same instruction 
 """
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -44,10 +46,10 @@ def timing_block(rounds: int, fp32_ms: Dict[str, float]) -> Dict:
 
 def time_recipes(rows: List[Dict], built: Dict[str, Dict[str, Path]], files_dir: Path, graph, ckpt, weights: Path,
                  x, rounds: int, verbose: bool = False, show: bool = True) -> Dict[str, float]:
-    """Time each format's built recipe files against that format's fp32 file (built into files_dir when it is not
-    there yet); writes latency_ms and latency_vs_fp32 into the rows; returns format -> fp32 ms."""
+    """Time each format's built recipe files against that format's fp32 file, built into files_dir from this
+    checkpoint each time (a file left there by another run could be of another checkpoint); writes latency_ms and
+    latency_vs_fp32 into the rows; returns format -> fp32 ms."""
     from tqdm import tqdm
-    import sys
 
     from export.metadata import build_metadata
 
@@ -57,11 +59,10 @@ def time_recipes(rows: List[Dict], built: Dict[str, Dict[str, Path]], files_dir:
     for key, files in tqdm(list(built.items()), desc="timing", disable=not show, file=sys.stderr):
         fmt = FORMATS[key]
         ref_path = files_dir / f"fp32{fmt.suffix}"
+        meta = build_metadata(ckpt, weights, fmt.key, "none", None, fmt.layout)
+        meta["graph_rewrites"] = graph.rewrites
         with quiet(verbose):
-            if not ref_path.is_file():
-                meta = build_metadata(ckpt, weights, fmt.key, "none", None, fmt.layout)
-                meta["graph_rewrites"] = graph.rewrites
-                exporter(fmt).build(graph, meta, "none", None, ref_path)
+            exporter(fmt).build(graph, meta, "none", None, ref_path)
             ms = time_interleaved({"fp32": ref_path, **files}, x, rounds)
         fp32_ms[key] = ms.pop("fp32")
         for row in rows:
@@ -73,13 +74,13 @@ def time_recipes(rows: List[Dict], built: Dict[str, Dict[str, Path]], files_dir:
 
 def retime(res: Dict, results_path: Path, weights: Path, formats: List[str], rounds: int, cpu: Dict,
            verbose: bool = False, show: bool = True) -> Dict:
-    """An earlier run's results with its files timed again on this CPU (rows of other formats keep their latency
-    only if the run is not being retimed for them; a recipe that failed to build has no file and stays untimed)."""
+    """An earlier run's results with its chosen formats' files timed again on this CPU. The other formats keep
+    their latency only when the earlier run was timed on this same CPU; a recipe that failed to build has no file
+    and stays untimed."""
     from export.cli import eval_set
     from export.rewrites import inference_graph
     from core.safeio import file_sha256
     from model.networks.checkpoint import model_from_checkpoint
-    import argparse
 
     if not rounds:
         raise UserError("--retime needs --timing-rounds of at least 1")
@@ -99,14 +100,11 @@ def retime(res: Dict, results_path: Path, weights: Path, formats: List[str], rou
     model, ckpt = model_from_checkpoint(weights)
     x, _, _ = eval_set(argparse.Namespace(eval_data=None, eval_split=res["eval"]["split"], eval_count=1), ckpt)
     files_dir = next(iter(next(iter(built.values())).values())).parent
+    # the formats timed now lose their old latencies; the others keep theirs only if measured on this same CPU
+    kept = {k: v for k, v in res["timing"].get("fp32_ms", {}).items() if k not in built} if res.get("cpu") == cpu else {}
+    for r in res["results"]:
+        if r["format"] not in kept:
+            r.pop("latency_ms", None), r.pop("latency_vs_fp32", None)
     rows = [r for r in res["results"] if r["format"] in built]
-    for r in rows:
-        r.pop("latency_ms", None), r.pop("latency_vs_fp32", None)
     fp32_ms = time_recipes(rows, built, files_dir, inference_graph(model), ckpt, weights, x, rounds, verbose, show)
-    old = res["timing"]["fp32_ms"] if res["timing"]["rounds"] else {}
-    kept = {k: v for k, v in old.items() if k not in fp32_ms and res.get("cpu") == cpu}
-    if not kept:  # latencies of another CPU are not mixed with this one's
-        for r in res["results"]:
-            if r["format"] not in built:
-                r.pop("latency_ms", None), r.pop("latency_vs_fp32", None)
     return {**res, "timing": {**timing_block(rounds, {**kept, **fp32_ms}), "retimed": True}, "cpu": cpu}

@@ -104,6 +104,24 @@ def test_small_run_writes_json_and_markdown(shipped, ph2, tmp_path, monkeypatch,
         assert r["latency_ms"] > 0 and r["mask_iou_mean"] == rows[r["recipe"]]["mask_iou_mean"]
         assert (REPO / r["artifact"]).stat().st_mtime_ns == files[r["artifact"]]
     assert json.loads((tmp_path / "o" / "int8_recipes_aulunet_v3_ph2.json").read_text()) == json.loads(json.dumps(again))
+    # another format's latency is kept when it was measured on this CPU and dropped when on another one
+    saved = tmp_path / "o" / "int8_recipes_aulunet_v3_ph2.json"
+    for cpu_model, kept in ((again["cpu"]["model"], True), ("another CPU", False)):
+        doc = json.loads(saved.read_text())
+        doc["cpu"]["model"] = cpu_model
+        doc["timing"]["fp32_ms"]["tflite"] = 10.0
+        row = {k: v for k, v in doc["results"][0].items() if k != "artifact"}  # a row whose file is elsewhere
+        doc["results"].append({**row, "recipe": "tflite-x", "format": "tflite", "latency_ms": 9.0, "latency_vs_fp32": 0.9})
+        saved.write_text(json.dumps(doc))
+        res = ir.main(["--weights", str(shipped), "--formats", "onnx", "--timing-rounds", "2", "--out", str(tmp_path / "o"),
+                       "--no-progress", "--retime"])
+        other = next(r for r in res["results"] if r["recipe"] == "tflite-x")
+        assert ("latency_ms" in other) == kept and ("tflite" in res["timing"]["fp32_ms"]) == kept
+        assert all(r["latency_ms"] > 0 for r in res["results"] if r["format"] == "onnx")
+        doc = json.loads(saved.read_text())
+        doc["results"] = [r for r in doc["results"] if r["recipe"] != "tflite-x"]
+        doc["timing"]["fp32_ms"].pop("tflite", None)
+        saved.write_text(json.dumps(doc))
     ir.main(argv + ["--update-results", "--timing-rounds", "0"])
     assert json.loads((tmp_path / "committed" / "int8_recipes_aulunet_v3_ph2.json").read_text())["timing"]["rounds"] == 0
 
