@@ -100,10 +100,12 @@ def fastest_within_margin(verdict: Dict[str, Dict]) -> Optional[str]:
 
 
 def markdown(res: Dict) -> str:
+    from benchmarks.runner import load_note
+
     d = res["device"]
     models, ref = res["models"], res["reference"]
     lines = [f"Device: {d.get('cpu')} ({d['machine']}, {d['cores']} cores), one interleaved run of {res['settings']['rounds']} "
-             f"rounds; ratios are to {ref} in the same format and thread count.", "",
+             f"rounds{load_note(res)}; ratios are to {ref} in the same format and thread count.", "",
              "| model | input | params | GFLOPs | val DSC | val mIoU | test DSC | test mIoU | PH2 (150) DSC |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m, info in models.items():

@@ -105,7 +105,8 @@ def note(r: Dict) -> str:
 def markdown(res: Dict) -> str:
     d = res["device"]
     head = (f"Device: {d.get('board') or d.get('cpu')} ({d['machine']}, {d['cores']} cores"
-            f"{', EMULATED: latency means nothing' if d.get('emulated') else ''}), {d['os']}, Python {d['python']}")
+            f"{', EMULATED: latency means nothing' if d.get('emulated') else ''}), {d['os']}, Python {d['python']}"
+            f"{runner.load_note(res)}")
     rows = [head, "", "| format | threads | KB | load ms | first ms | p50 ms | p90 ms | p99 ms | img/s | end-to-end p50 ms | peak RSS MB | val DSC | val mIoU | mask IoU vs PyTorch | note |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in res["results"]:

@@ -24,10 +24,12 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from core.machine import device_facts, model_bytes, peak_rss_mb, runtime_versions, thermal
+from core.machine import (OtherLoad, device_facts, model_bytes, other_load_words, peak_rss_mb, runtime_versions,
+                          thermal)
 from core.clitools import ArgumentParser, check_ranges, user_errors  # stdlib only, like core/errors.py
 
 SCHEMA = "aulunet-benchmark/1"
+OTHER_LOAD_WARN = 0.25  # warn when other processes kept more than this many cores busy during the run
 SPREAD_WARN = 0.25  # warn when (p90 - p50) / p50 exceeds this: the run was disturbed (thermal, governor, load)
 ROUND_SPREAD_WARN = 0.25  # warn when the p50s of the rounds differ by more than this (max/min - 1)
 
@@ -218,21 +220,22 @@ def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, war
     jobs = [(m, t) for m in models for t in threads]
     later: List[List[Dict]] = [[] for _ in jobs]
     bar = tqdm(total=len(jobs) * rounds, desc="benchmark", disable=not progress)
-    for model, t in jobs:
-        entry = {"name": (names or {}).get(str(model), model.name), "file": model.name, "threads": t,
-                 "file_bytes": model_bytes(model)}
-        extra = ["--save-probs", str(Path(probs_dir) / f"{model.name}.t{t}.npy")] if probs_dir else []
-        entry.update(_child(model, t, (evals or {}).get(str(model), eval_path), warmup, runs, min_seconds,
-                            eval_count, extra))
-        results.append(entry)
-        bar.update()
-    for _ in range(rounds - 1):
-        for i, ((model, t), entry) in enumerate(zip(jobs, results)):
-            if "error" not in entry:
-                later[i].append(_child(model, t, (evals or {}).get(str(model), eval_path), warmup, runs, min_seconds,
-                                       eval_count, ["--latency-only"]))
+    with OtherLoad() as load:  # the quiet around the measurement, recorded beside it
+        for model, t in jobs:
+            entry = {"name": (names or {}).get(str(model), model.name), "file": model.name, "threads": t,
+                     "file_bytes": model_bytes(model)}
+            extra = ["--save-probs", str(Path(probs_dir) / f"{model.name}.t{t}.npy")] if probs_dir else []
+            entry.update(_child(model, t, (evals or {}).get(str(model), eval_path), warmup, runs, min_seconds,
+                                eval_count, extra))
+            results.append(entry)
             bar.update()
-    bar.close()
+        for _ in range(rounds - 1):
+            for i, ((model, t), entry) in enumerate(zip(jobs, results)):
+                if "error" not in entry:
+                    later[i].append(_child(model, t, (evals or {}).get(str(model), eval_path), warmup, runs, min_seconds,
+                                           eval_count, ["--latency-only"]))
+                bar.update()
+        bar.close()
     for entry, extra_rounds in zip(results, later):
         if "error" in entry:
             continue
@@ -247,9 +250,20 @@ def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, war
             entry["warning"] = "; ".join(warn) + ": the device was busy or throttling; rerun"
     return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": device_facts(),
             "runtimes": runtime_versions(), "thermal_before": before, "thermal_after": thermal(),
+            "other_load_cores": load.cores,
             "settings": {"warmup": warmup, "runs": runs, "min_seconds": min_seconds, "threads": list(threads),
                          "rounds": rounds, "eval": Path(eval_path).name, "eval_count": eval_count},
             "results": results}
+
+
+def load_note(res: Dict) -> str:
+    """', other processes kept 0.02 of 2 cores busy' for a result's device line ('' if not recorded), with a
+    warning past OTHER_LOAD_WARN: latency beside another busy process is that process's as much as the model's."""
+    words = other_load_words(res.get("other_load_cores"), res.get("device", {}).get("cores"))
+    if not words:
+        return ""
+    busy = res["other_load_cores"] > OTHER_LOAD_WARN
+    return ", " + words + (" (a busy machine: rerun on a quiet one before trusting the latency)" if busy else "")
 
 
 def parse_threads(text: str, this_machine: bool = True) -> List[int]:

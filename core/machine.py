@@ -1,5 +1,6 @@
 """What a benchmark records about the machine it ran on: the board (Raspberry Pi model), CPU model and
-cores, thermal state and throttling, the runtimes' versions, a model's size, the process's peak memory.
+cores, thermal state and throttling, the runtimes' versions, a model's size, the process's peak memory, and how
+busy other processes kept the CPU while it measured.
 numpy and the standard library only (the device side runs it): benchmarks, the web bench and the INT8 recipe
 table all record their machine with it."""
 from __future__ import annotations
@@ -8,6 +9,7 @@ import os
 import platform
 import resource
 import subprocess
+import time
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -103,3 +105,51 @@ def int8_isa() -> list:
             flags = set(value.split())
             return [f for f in INT8_ISA if f in flags]
     return []
+
+
+def _busy_cpu_seconds() -> Optional[float]:
+    """CPU seconds every process on this machine has used since boot (Linux /proc/stat), None elsewhere."""
+    line = (_read("/proc/stat") or "").partition("\n")[0].split()
+    if len(line) < 8 or line[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in line[1:8])
+    steal = int(line[8]) if len(line) > 8 else 0
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it has waited for."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+class OtherLoad:
+    """How many cores other processes kept busy, on average, while a block ran: the machine's busy CPU time
+    minus this process's and its waited-for children's, over the wall time. A latency figure is only as good as
+    the quiet around it; this records the quiet. `cores` is None where /proc/stat is absent (not Linux).
+
+        with OtherLoad() as load:
+            measure()
+        load.cores  # e.g. 0.02 on an idle machine, 1.0 with one busy training beside it
+    """
+
+    def __init__(self) -> None:
+        self.cores: Optional[float] = None
+
+    def __enter__(self) -> "OtherLoad":
+        self._busy0, self._own0, self._t0 = _busy_cpu_seconds(), _own_cpu_seconds(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy, wall = _busy_cpu_seconds(), time.monotonic() - self._t0
+        if busy is None or self._busy0 is None or wall <= 0:
+            return
+        other = (busy - self._busy0) - (_own_cpu_seconds() - self._own0)
+        self.cores = round(max(0.0, other / wall), 2)
+
+
+def other_load_words(cores: Optional[float], total: Optional[int]) -> str:
+    """'other processes kept 0.02 of 2 cores busy' for a result's notes; '' when it was not recorded."""
+    if cores is None:
+        return ""
+    return f"other processes kept {cores:.2f} of {total or '?'} cores busy"

@@ -34,7 +34,7 @@ from core.clitools import user_errors
 from core.errors import UserError
 from core.formats import EXPORT_PACKAGES, FORMATS, model_files
 from export import exporter
-from export.recipe_timing import retime, time_recipes, timing_block
+from export.recipe_timing import load_words, retime, time_recipes, timing_block
 from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
 
 DEFAULT_OUT = REPO / "outputs" / "int8_recipes"
@@ -234,7 +234,8 @@ def measure(args) -> Dict:
         rows.append(row)
         built.setdefault(r.format, {})[r.name] = path
 
-    fp32_ms = time_recipes(rows, built, files_dir, graph, ckpt, weights, x, args.timing_rounds, args.verbose, show)
+    fp32_ms, other_load = time_recipes(rows, built, files_dir, graph, ckpt, weights, x, args.timing_rounds, args.verbose,
+                                       show)
     return {
         "tool": "export/int8_recipes.py",
         "checkpoint": {"path": rel(weights), "stem": weights.stem, "sha256": file_sha256(weights)},
@@ -242,7 +243,7 @@ def measure(args) -> Dict:
         "eval": eval_info,
         "reference": "PyTorch fp32 checkpoint (its own module); each file run in its own runtime",
         "gate": GATES["int8"],
-        "timing": timing_block(args.timing_rounds, fp32_ms),
+        "timing": timing_block(args.timing_rounds, fp32_ms, other_load),
         "cpu": cpu_info(),
         "versions": versions(("onnxruntime", *EXPORT_PACKAGES)),
         "results": rows,
@@ -307,7 +308,7 @@ def markdown(res: Optional[Dict], earlier: bool = False) -> str:
                   f"{res['gate']['dsc_drop_points']} pt."
               + (f" Latency: median of {t['rounds']} interleaved single-image calls at 1 thread (fp32 "
                  + ", ".join(f"{FORMATS[k].title} {v:.1f} ms" for k, v in t["fp32_ms"].items())
-                 + "); noisy, shared CPU." if t["rounds"] and t["fp32_ms"] else "")
+                 + f"); {load_words(t)}." if t["rounds"] and t["fp32_ms"] else "")
               + (f" CPU: {res['cpu']['model']} ({', '.join(res['cpu']['int8_isa']) or 'no int8 dot-product extensions'})."
                  if res.get("cpu") else "")]
     return "\n".join(lines)

@@ -6,15 +6,17 @@ of an earlier run again (on a quiet CPU, or another CPU of the same instruction 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 from core.clitools import quiet
 from core.errors import UserError
 from core.formats import FORMATS
+from core.machine import OtherLoad, other_load_words
 from core.paths import REPO
 from export import exporter
 
@@ -40,36 +42,45 @@ def time_interleaved(files: Dict[str, Path], x, rounds: int, warmup: int = 2) ->
     return {k: round(statistics.median(v), 2) for k, v in times.items()}
 
 
-def timing_block(rounds: int, fp32_ms: Dict[str, float]) -> Dict:
-    return {"rounds": rounds, "threads": 1, "batch": 1, "fp32_ms": fp32_ms, "note": NOTE}
+def timing_block(rounds: int, fp32_ms: Dict[str, float], other_load_cores: Optional[float] = None) -> Dict:
+    return {"rounds": rounds, "threads": 1, "batch": 1, "fp32_ms": fp32_ms, "note": NOTE,
+            "other_load_cores": other_load_cores, "cores": os.cpu_count()}
+
+
+def load_words(timing: Dict) -> str:
+    """How quiet the CPU was while a timing block was measured, in words for the table's notes."""
+    words = other_load_words(timing.get("other_load_cores"), timing.get("cores"))
+    return words + " while timing" if words else "the CPU's other load was not recorded"
 
 
 def time_recipes(rows: List[Dict], built: Dict[str, Dict[str, Path]], files_dir: Path, graph, ckpt, weights: Path,
-                 x, rounds: int, verbose: bool = False, show: bool = True) -> Dict[str, float]:
+                 x, rounds: int, verbose: bool = False, show: bool = True) -> Tuple[Dict[str, float], Optional[float]]:
     """Time each format's built recipe files against that format's fp32 file, built into files_dir from this
     checkpoint each time (a file left there by another run could be of another checkpoint); writes latency_ms and
-    latency_vs_fp32 into the rows; returns format -> fp32 ms."""
+    latency_vs_fp32 into the rows; returns format -> fp32 ms, and how many cores other processes kept busy
+    meanwhile (core.machine.OtherLoad; None where not measurable)."""
     from tqdm import tqdm
 
     from export.metadata import build_metadata
 
     fp32_ms: Dict[str, float] = {}
     if not rounds:
-        return fp32_ms
-    for key, files in tqdm(list(built.items()), desc="timing", disable=not show, file=sys.stderr):
-        fmt = FORMATS[key]
-        ref_path = files_dir / f"fp32{fmt.suffix}"
-        meta = build_metadata(ckpt, weights, fmt.key, "none", None, fmt.layout)
-        meta["graph_rewrites"] = graph.rewrites
-        with quiet(verbose):
-            exporter(fmt).build(graph, meta, "none", None, ref_path)
-            ms = time_interleaved({"fp32": ref_path, **files}, x, rounds)
-        fp32_ms[key] = ms.pop("fp32")
-        for row in rows:
-            if row["recipe"] in ms:
-                row["latency_ms"] = ms[row["recipe"]]
-                row["latency_vs_fp32"] = round(ms[row["recipe"]] / fp32_ms[key], 2)
-    return fp32_ms
+        return fp32_ms, None
+    with OtherLoad() as load:
+        for key, files in tqdm(list(built.items()), desc="timing", disable=not show, file=sys.stderr):
+            fmt = FORMATS[key]
+            ref_path = files_dir / f"fp32{fmt.suffix}"
+            meta = build_metadata(ckpt, weights, fmt.key, "none", None, fmt.layout)
+            meta["graph_rewrites"] = graph.rewrites
+            with quiet(verbose):
+                exporter(fmt).build(graph, meta, "none", None, ref_path)
+                ms = time_interleaved({"fp32": ref_path, **files}, x, rounds)
+            fp32_ms[key] = ms.pop("fp32")
+            for row in rows:
+                if row["recipe"] in ms:
+                    row["latency_ms"] = ms[row["recipe"]]
+                    row["latency_vs_fp32"] = round(ms[row["recipe"]] / fp32_ms[key], 2)
+    return fp32_ms, load.cores
 
 
 def retime(res: Dict, results_path: Path, weights: Path, formats: List[str], rounds: int, cpu: Dict,
@@ -106,5 +117,5 @@ def retime(res: Dict, results_path: Path, weights: Path, formats: List[str], rou
         if r["format"] not in kept:
             r.pop("latency_ms", None), r.pop("latency_vs_fp32", None)
     rows = [r for r in res["results"] if r["format"] in built]
-    fp32_ms = time_recipes(rows, built, files_dir, inference_graph(model), ckpt, weights, x, rounds, verbose, show)
-    return {**res, "timing": {**timing_block(rounds, {**kept, **fp32_ms}), "retimed": True}, "cpu": cpu}
+    fp32_ms, load = time_recipes(rows, built, files_dir, inference_graph(model), ckpt, weights, x, rounds, verbose, show)
+    return {**res, "timing": {**timing_block(rounds, {**kept, **fp32_ms}, load), "retimed": True}, "cpu": cpu}

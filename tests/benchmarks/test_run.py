@@ -59,6 +59,8 @@ def test_outputs_json_markdown_plot(host_run):
     assert on_disk["targets"] and all({"target", "value", "limit", "met"} <= set(t) for t in on_disk["targets"])
     md = (out / "host.md").read_text()
     assert "| tflite-int8 | 1 |" in md and "| target |" in md
+    if Path("/proc/stat").is_file():  # Linux: the quiet of the CPU while measuring is recorded beside the latency
+        assert on_disk["other_load_cores"] >= 0 and " cores busy" in md.splitlines()[0]
     assert (out / "host.png").stat().st_size > 10_000
     assert not list(out.glob("*.npz")) and not list(out.glob("*.tmp*"))
 

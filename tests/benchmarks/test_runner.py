@@ -82,3 +82,13 @@ def test_runner_child_reports_a_bad_eval_file_in_one_line(tmp_path):
     r = runner._child(REPO / "exports" / "aulunet_v3_ph2.onnx", 1, tmp_path / "eval.npz", 0, 1, 0.0, 0)
     assert r["error"].startswith("error: --eval ") and "'x' holds Python objects" in r["error"]
     assert "allow_pickle" not in r["error"]
+
+
+def test_load_note_warns_past_the_limit():
+    from benchmarks.runner import OTHER_LOAD_WARN, load_note
+
+    quiet = {"device": {"cores": 2}, "other_load_cores": 0.03}
+    assert load_note(quiet) == ", other processes kept 0.03 of 2 cores busy"
+    busy = {"device": {"cores": 2}, "other_load_cores": OTHER_LOAD_WARN + 0.5}
+    assert load_note(busy).endswith("(a busy machine: rerun on a quiet one before trusting the latency)")
+    assert load_note({"device": {"cores": 2}}) == ""  # results from before it was recorded
