@@ -22,8 +22,8 @@ import numpy as np
 
 from core.clitools import ArgumentParser, HelpFormatter, add_verbose, check_ranges, quiet, user_errors
 from core.errors import UserError
-from core.safeio import atomic_write_bytes, ensure_writable_dir, results_folder, write_results
-from core.paths import BENCHMARK_RESULTS, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
+from core.safeio import atomic_write_bytes, ensure_writable_dir, file_sha256, results_folder, write_results
+from core.paths import BENCHMARK_RESULTS, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_WEIGHTS, EXPORTS_DIR, REPO, repo_relative
 
 RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "robustness"
@@ -81,7 +81,8 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
     images = [rgb for rgb, _ in loaded]
     masks = [preprocess_mask(mask, GRID) for _, mask in loaded]
     conditions = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
-    results = {name: {"file": str(f), "dsc": {}, "miou": {}} for name, f in zip(segs, files)}
+    results = {name: {"file": repo_relative(f), "sha256": file_sha256(f), "dsc": {}, "miou": {}}
+               for name, f in zip(segs, files)}
     t0 = time.time()
     for cond, sev in tqdm(conditions, desc="robustness", disable=not progress):
         batch = images if cond == "clean" else [corrupt(rgb, cond, sev, seed=i) for i, rgb in enumerate(images)]
@@ -126,6 +127,45 @@ def int8_gaps(results: Dict, severities: Sequence[int]) -> Dict:
     return out
 
 
+SAME_RUN_KEYS = ("data", "split", "n_images", "corruptions", "severities", "grid", "threads", "cpu")
+
+
+def rows_to_keep(path: Path, run: Dict, measuring: Sequence[str]) -> Dict[str, Dict]:
+    """--keep-others: the model rows of the earlier results at `path` that this run does not measure again, checked
+    before anything is measured. Only when both runs use the same images, corruptions, severities, threads and
+    CPU (INT8 files score differently on other CPUs; `run` holds this run's SAME_RUN_KEYS), and only rows whose
+    file is unchanged (its sha256, where the row records one)."""
+    import json
+
+    if not path.is_file():
+        raise UserError(f"--keep-others: no earlier {path} to keep rows from; run without --keep-others")
+    try:
+        old = json.loads(path.read_text())
+        old_models = dict(old["models"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"--keep-others: {path} is not a robustness results JSON; run without --keep-others") from None
+    differ = [k for k in SAME_RUN_KEYS if old.get(k) != run.get(k)]
+    if differ:
+        raise UserError(f"--keep-others: {path} was measured with another {differ[0]} ({old.get(differ[0])!r}, now "
+                        f"{run.get(differ[0])!r}); run every model again without --keep-others")
+    kept = {label: row for label, row in old_models.items() if label not in measuring}
+    for label, row in kept.items():
+        f = Path(row["file"]) if Path(row["file"]).is_absolute() else REPO / row["file"]
+        if row.get("sha256") and (not f.is_file() or file_sha256(f) != row["sha256"]):
+            raise UserError(f"--keep-others: {row['file']} ({label}) changed since {path} measured it; add it to "
+                            "--models or run without --keep-others")
+    return {"order": list(old_models), "rows": kept}
+
+
+def merge_rows(res: Dict, kept: Dict) -> Dict:
+    """res with the kept rows in the earlier run's order (a row measured now in its old place, new ones last) and
+    the INT8-vs-fp32 gaps computed again over all of them."""
+    order = kept["order"] + [k for k in res["models"] if k not in kept["order"]]
+    models = {k: res["models"].get(k) or kept["rows"][k] for k in order}
+    return {**res, "models": models, "int8_vs_fp32": int8_gaps(models, res["severities"]),
+            "kept_from_earlier_run": list(kept["rows"])}
+
+
 def markdown(res: Dict) -> str:
     models = res["models"]
     sev = res["severities"]
@@ -144,6 +184,9 @@ def markdown(res: Dict) -> str:
         for label, g in res["int8_vs_fp32"].items():
             worst = min(g["points"], key=g["points"].get) if g["points"] else "-"
             lines.append(f"| {label} | {g['worst_loss']:.2f} | {worst.replace('_', ' ')} |")
+    if res.get("kept_from_earlier_run"):
+        lines += ["", "Measured in an earlier run with the same images, corruptions, threads and CPU, and kept "
+                  "(`--keep-others`): " + ", ".join(res["kept_from_earlier_run"]) + "; the other rows were measured again."]
     return "\n".join(lines) + "\n"
 
 
@@ -186,6 +229,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--threads", type=int, default=2, help="CPU threads per runtime")
     p.add_argument("--out", default=None, help="folder for robustness.json/.md/.png (default: outputs/robustness/)")
     p.add_argument("--update-results", action="store_true", help="write the committed benchmarks/results/ copies")
+    p.add_argument("--keep-others", action="store_true",
+                   help="measure only --models and keep the other rows of the results already in --out (same images, "
+                        "corruptions, severities, threads and CPU, files unchanged): to add or replace one export")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verbose(p)
     args = p.parse_args(argv)
@@ -215,12 +261,18 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         samples = samples[: args.count]
     for f in files:
         refuse_training_images(f, samples, args.split)
-    res = measure(files, samples, corruptions, severities, args.threads, progress=not args.no_progress, verbose=args.verbose)
-    res.update({"data": Path(args.data).name, "split": args.split})
     from core.machine import device_facts  # the CPU the figures came from
+    from model.data.corruptions import SEVERITIES
 
     facts = device_facts()
-    res["cpu"] = {"name": facts["cpu"], "cores": facts["cores"], "machine": facts["machine"]}
+    run = {"data": Path(args.data).name, "split": args.split, "n_images": len(samples),
+           "corruptions": {c: list(SEVERITIES[c]) for c in corruptions}, "severities": severities, "grid": GRID,
+           "threads": args.threads, "cpu": {"name": facts["cpu"], "cores": facts["cores"], "machine": facts["machine"]}}
+    kept = rows_to_keep(out / "robustness.json", run, [label_of(f) for f in files]) if args.keep_others else None
+    res = measure(files, samples, corruptions, severities, args.threads, progress=not args.no_progress, verbose=args.verbose)
+    res.update({"data": run["data"], "split": run["split"], "cpu": run["cpu"]})
+    if kept is not None:
+        res = merge_rows(res, kept)
     md = markdown(res)
     write_results(out, "robustness", res, md)
     heatmap(res, out / "robustness.png")

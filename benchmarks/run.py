@@ -34,7 +34,8 @@ from core.safeio import ensure_writable_dir, guard_committed
 from benchmarks.targets import check_targets
 from core.formats import FORMATS
 
-from core.paths import BENCHMARK_RESULTS, DEFAULT_DATA as DATA, DEFAULT_WEIGHTS as WEIGHTS, EXPORTS_DIR as EXPORTS, REPO  # noqa: E402,F401
+from core.paths import (BENCHMARK_RESULTS, DEFAULT_DATA as DATA, DEFAULT_WEIGHTS as WEIGHTS, EXPORTS_DIR as EXPORTS,  # noqa: E402,F401
+                        REPO, repo_relative)
 RESULTS = BENCHMARK_RESULTS
 DEFAULT_OUT = REPO / "outputs" / "benchmarks"  # git-ignored
 
@@ -46,13 +47,6 @@ PROFILES = {
     "rpi5": {"threads": "1,2,4", "board": "Raspberry Pi 5"},
     "arm-emu": {"threads": "1", "board": None},  # aarch64 under qemu-user: numerics, not speed
 }
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(REPO))
-    except ValueError:
-        return str(path)
 
 
 def format_names(weights: Path = WEIGHTS, exports: Path = EXPORTS) -> Dict[str, Path]:
@@ -180,7 +174,7 @@ def check_exports(exports: Path, weights: Path, formats: Optional[str], names: D
         return
     if not exports.is_dir():
         raise UserError(f"--exports {exports}: folder not found; pass the folder that export/all.py wrote "
-                        f"(default: {_rel(EXPORTS)}/)")
+                        f"(default: {repo_relative(EXPORTS)}/)")
     if not formats and not any(p.is_file() for n, p in names.items() if n != "torch"):
         example = names.get("onnx", next(p for n, p in names.items() if n != "torch")).name
         raise UserError(f"--exports {exports}: no exported file of {weights.name} (e.g. {example}); run "
@@ -209,14 +203,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--rounds", type=int, default=1,
                    help="repeat the latency sweep N times, interleaved, and pool it (a busy or throttling "
                         "device then slows every format alike; the rounds' p50s are kept and compared)")
-    p.add_argument("--out", default=None, help=f"folder for <device>.json/.md/.png (default: {_rel(DEFAULT_OUT)}/, "
+    p.add_argument("--out", default=None, help=f"folder for <device>.json/.md/.png (default: {repo_relative(DEFAULT_OUT)}/, "
                                                f"git-ignored; see --update-results)")
     p.add_argument("--allow-system-setup", action="store_true",
                    help="--device arm-emu: let the first run set up its cache (runs dpkg --add-architecture arm64 and "
                         "apt-get update on this host; needs root)")
     p.add_argument("--update-results", action="store_true",
-                   help=f"write into {_rel(RESULTS)}/, replacing the committed results that docs/benchmarks.md cites "
-                        f"(off by default: runs go to {_rel(DEFAULT_OUT)}/)")
+                   help=f"write into {repo_relative(RESULTS)}/, replacing the committed results that docs/benchmarks.md cites "
+                        f"(off by default: runs go to {repo_relative(DEFAULT_OUT)}/)")
     p.add_argument("--json", default=None, help="results JSON (default <out>/<device>.json; under benchmarks/results/ "
                                                 "only with --update-results, as --markdown and --plot)")
     p.add_argument("--markdown", default=None, help="Markdown table (default <out>/<device>.md)")
@@ -327,7 +321,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     plot(res, Path(args.plot or out / f"{args.device}.png"))
     eval_path.unlink(missing_ok=True)
     print(md)
-    note = "" if args.update_results else f" (the committed {_rel(RESULTS)}/ is unchanged: --update-results replaces it)"
+    note = "" if args.update_results else f" (the committed {repo_relative(RESULTS)}/ is unchanged: --update-results replaces it)"
     print(f"\nwrote {json_path} and its .md and .png{note}")
     if res.get("recommendation"):
         print(res["recommendation"]["sentence"])

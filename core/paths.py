@@ -38,6 +38,12 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / f"{DEFAULT_MODEL}.pt"
 DEFAULT_DATA = SHARED_DATA / DEFAULT_DATASET
 
 
+def repo_relative(path) -> str:
+    """A path as committed results record it: relative to the repository when inside it, else absolute."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def export_path(suffix: str, model: str = DEFAULT_MODEL) -> Path:
     """exports/<model><suffix>, e.g. export_path('_int8.tflite')."""
     return EXPORTS_DIR / f"{model}{suffix}"

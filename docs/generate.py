@@ -92,11 +92,10 @@ def web_demo_row(others: int = 0) -> str:
     data = _json(WEB_RESULTS)
     if not data:
         return "| Chromium WASM, this host | | | | " + "| " * others + "pending | pending |"
-    from web_demo.models import DEFAULT
+    from web_demo.models import DEFAULT, default_file
 
     fmt, quant = DEFAULT
-    rows = {r["threads"]: r for r in data["rows"]
-            if r["file"].endswith(f"{'' if quant == 'none' else '_' + quant}.{fmt}") and r["quantize"] == quant}
+    rows = {r["threads"]: r for r in data["rows"] if r["file"] == default_file().name}  # not the edge model's file
     one, two = rows.get(1), rows.get(2)
     name = (one or two)["runtime_name"].split(" (")[0] if (one or two) else fmt
     ms = lambda r, k: _f(r and r[k]["median_ms"], ".1f")  # noqa: E731

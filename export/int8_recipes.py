@@ -35,12 +35,12 @@ from core.errors import UserError
 from core.formats import EXPORT_PACKAGES, FORMATS, model_files
 from export import exporter
 from export.recipe_timing import load_words, retime, time_recipes, timing_block
-from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR, REPO
+from core.paths import DEFAULT_WEIGHTS, EXPORTS_DIR, REPO, repo_relative
 
 DEFAULT_OUT = REPO / "outputs" / "int8_recipes"
 TFL_STEM = r"Sequential_stem/(?:[\w.]+\.)?Conv2d_0"  # the one 3x3 CONV_2D (the stem), long or shortened names
-ONNX_GATE = "/gate/"                           # ONNX / OpenVINO node names of the AKF gate convs
 OV_GATE = ".*/gate/.*"
+EVERY_CONV = {"skip_depthwise": False, "exclude": None}  # ONNX Runtime's earlier shipped recipe: every Conv INT8
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,15 @@ class Recipe:
 
 
 RECIPES: List[Recipe] = [
-    Recipe("onnx-per-tensor", "onnx", "quantize_static QDQ, Conv only, MinMax, per-tensor weights", {}, True,
-           "0.983 / -0.13 pt"),
+    Recipe("onnx-per-tensor", "onnx", "quantize_static QDQ, Conv only, MinMax, per-tensor weights",
+           EVERY_CONV, earlier="0.983 / -0.13 pt"),
     Recipe("onnx-per-channel", "onnx", "quantize_static QDQ, Conv only, MinMax, per-channel weights",
-           {"per_channel": True}, earlier="0.77 / -8 pt"),
+           {**EVERY_CONV, "per_channel": True}, earlier="0.77 / -8 pt"),
     Recipe("onnx-per-channel-no-gates", "onnx", "per-channel weights, the AKF gate convs kept float",
-           {"per_channel": True, "exclude": ONNX_GATE}),
+           {"per_channel": True, "skip_depthwise": False}),
     Recipe("onnx-1x1-and-stem", "onnx", "per-tensor, the depthwise convs kept float (1x1 convs and the 3x3 stem INT8)",
-           {"skip_depthwise": True}),
-    Recipe("onnx-1x1-and-stem-no-gates", "onnx", "per-tensor, the depthwise and AKF gate convs kept float",
-           {"skip_depthwise": True, "exclude": ONNX_GATE}),
+           {"exclude": None}),
+    Recipe("onnx-1x1-and-stem-no-gates", "onnx", "per-tensor, the depthwise and AKF gate convs kept float", {}, True),
     Recipe("tflite-library-default", "tflite", "ai-edge-quantizer static int8, every op the library supports",
            {"ops": ("*",), "float_layers": None}, earlier="0.948 / -1.65 pt"),
     Recipe("tflite-all-but-gates", "tflite", "every supported op except the AKF gate convs",
@@ -83,7 +82,7 @@ RECIPES: List[Recipe] = [
     Recipe("tflite-dynamic-range", "tflite", "dynamic range: int8 weights (per channel), float activations, every op",
            {"ops": ("*",), "float_layers": None, "mode": "dynamic"}, earlier="0.997 / +0.01 pt"),
     Recipe("openvino-ort-qdq", "openvino", "the ONNX Runtime QDQ model (onnx-per-tensor) converted to IR",
-           {"method": "ort-qdq"}, earlier="0.982 / -0.17 pt"),
+           {"method": "ort-qdq", **EVERY_CONV}, earlier="0.982 / -0.17 pt"),
     Recipe("openvino-nncf-default", "openvino", "nncf.quantize on the fp32 IR, defaults",
            {"method": "nncf", "ignored_types": (), "ignored_patterns": ()}, earlier="0.949 / -1.3 pt"),
     Recipe("openvino-nncf-no-mul-sub", "openvino", "nncf, Multiply and Subtract ignored",
@@ -116,12 +115,6 @@ RECIPES: List[Recipe] = [
 ]
 BY_NAME = {r.name: r for r in RECIPES}
 INT8_FORMATS = [k for k, f in FORMATS.items() if "int8" in f.quantize]
-
-
-def rel(path: Path) -> str:
-    """A path as the committed JSON records it: relative to the repository when inside it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def results_name(stem: str) -> str:
@@ -202,7 +195,7 @@ def measure(args) -> Dict:
         meta["graph_rewrites"] = graph.rewrites
         meta["int8_recipe"] = {"name": r.name, "params": r.params}
         row = {"recipe": r.name, "format": r.format, "description": r.description, "params": r.params,
-               "shipped": r.shipped, "earlier_ph2_by_hand": r.earlier or None, "artifact": rel(path)}
+               "shipped": r.shipped, "earlier_ph2_by_hand": r.earlier or None, "artifact": repo_relative(path)}
         t0 = time.time()
         try:
             with quiet(args.verbose):
@@ -238,7 +231,7 @@ def measure(args) -> Dict:
                                        show)
     return {
         "tool": "export/int8_recipes.py",
-        "checkpoint": {"path": rel(weights), "stem": weights.stem, "sha256": file_sha256(weights)},
+        "checkpoint": {"path": repo_relative(weights), "stem": weights.stem, "sha256": file_sha256(weights)},
         "calibration": calib_info,
         "eval": eval_info,
         "reference": "PyTorch fp32 checkpoint (its own module); each file run in its own runtime",

@@ -2,9 +2,13 @@
 
 fp32: torch.onnx (TorchScript exporter, opset 17, dynamic batch), simplified with onnxsim.
 fp16: onnxconverter-common's float16 conversion, float32 input/output kept.
-int8: onnxruntime.quantization.quantize_static, QDQ, Conv only, per-tensor weights, MinMax calibration on
-      real images. Measured on PH2 val (docs/export.md, "INT8 recipes"): per-channel weights flip masks on an AMD
-      EPYC host (mean IoU vs fp32 0.77) but not on an AVX-512 VNNI Xeon (0.99); per-tensor keeps them on both (0.98-0.99).
+int8: onnxruntime.quantization.quantize_static, QDQ, per-tensor weights, MinMax calibration on real images,
+      only the 1x1 convolutions and the 3x3 stem: the depthwise convolutions and the AKF gate convs stay float.
+      ONNX Runtime's quantized depthwise convolutions are several times slower than its fp32 ones, so quantizing
+      every Conv (the earlier shipped recipe, "onnx-per-tensor") made the file 4.1x slower than fp32 and this one
+      1.9x on an AMD EPYC host, same accuracy (docs/export.md, "INT8 recipes"; INT8 is still not faster than fp32
+      in ONNX Runtime there: use fp32). Per-channel weights flipped masks on an AMD EPYC host in an earlier ONNX
+      Runtime (PH2 val, mean IoU vs fp32 0.77) but not on an AVX-512 VNNI Xeon (0.99).
       The other recipes: export/int8_recipes.py.
 Metadata travels in the model's metadata_props under the key "aulunet" (JSON).
 """
@@ -30,6 +34,8 @@ OPSET = 17
 # Which op types INT8 touches. Only Conv: quantizing the gate arithmetic (Mul/Sub/Add of AKF, RGF
 # and LSG) and the sigmoids flips masks (see docs/export.md, "INT8 recipes").
 INT8_OP_TYPES = ["Conv"]
+# Node names of the Convs the shipped recipe keeps float besides the depthwise ones: the AKF gate convs.
+INT8_EXCLUDE = "/gate/"
 _FP32_CACHE = {}  # (checkpoint sha256, size, rewrites) -> simplified fp32 ONNX bytes: fp16/int8/OpenVINO reuse it
 
 
@@ -62,12 +68,12 @@ class _Reader:
 
 
 def quantize_int8(src: Path, dst: Path, calib: np.ndarray, per_channel: bool = False,
-                  op_types: Sequence[str] = tuple(INT8_OP_TYPES), exclude: Optional[str] = None,
-                  skip_depthwise: bool = False) -> None:
+                  op_types: Sequence[str] = tuple(INT8_OP_TYPES), exclude: Optional[str] = INT8_EXCLUDE,
+                  skip_depthwise: bool = True) -> None:
     """Static QDQ quantization calibrated (MinMax) on `calib`. The defaults are the shipped recipe; the other
     recipes (export/int8_recipes.py) pass per-channel weights, other op types, `exclude`, a regex over node
-    names kept float (e.g. "/gate/" for the AKF gate convs), or `skip_depthwise`: every grouped (depthwise)
-    Conv kept float, so only the 1x1 convolutions and the 3x3 stem run in INT8."""
+    names kept float ("/gate/", the AKF gate convs; None: none), and `skip_depthwise`: every grouped (depthwise)
+    Conv kept float, so only the 1x1 convolutions and the 3x3 stem run in INT8 (False: every Conv)."""
     import onnx
     from onnx import helper
 

@@ -69,6 +69,36 @@ def test_cli_scores_checkpoint_and_export_on_a_few_corrupted_images(isic2018, tm
     assert (tmp_path / "robustness.png").stat().st_size > 0 and "| PyTorch |" in (tmp_path / "robustness.md").read_text()
 
 
+def test_keep_others_measures_one_file_and_keeps_the_other_rows(isic2018, tmp_path):
+    """--keep-others replaces the rows of the files named and keeps the rest, in their order; the INT8 gap is computed
+    again over the merged rows; a run on other images, or over a file changed since, is refused before measuring."""
+    import shutil
+
+    onnx, int8 = tmp_path / "m.onnx", tmp_path / "m_int8.onnx"
+    shutil.copy(REPO / "exports" / "aulunet_v3_isic2018.onnx", onnx)
+    shutil.copy(REPO / "exports" / "aulunet_v3_isic2018_int8.onnx", int8)
+    pt = REPO / "model" / "weights" / "aulunet_v3_isic2018.pt"
+    common = ["--data", str(isic2018), "--count", "2", "--corruptions", "jpeg", "--severities", "2", "--threads", "1",
+              "--out", str(tmp_path / "r")]
+    assert _run("--models", f"{pt},{onnx}", *common).returncode == 0
+    first = json.loads((tmp_path / "r" / "robustness.json").read_text())
+    r = _run("--models", str(int8), "--keep-others", *common)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "r" / "robustness.json").read_text())
+    assert list(res["models"]) == ["PyTorch", "ONNX Runtime fp32", "ONNX Runtime INT8"]
+    assert res["kept_from_earlier_run"] == ["PyTorch", "ONNX Runtime fp32"]
+    assert res["models"]["PyTorch"] == first["models"]["PyTorch"]
+    gap = res["int8_vs_fp32"]["ONNX Runtime INT8"]["points"]["jpeg"]
+    assert gap == pytest.approx(100 * (res["models"]["ONNX Runtime INT8"]["dsc"]["jpeg/2"]
+                                       - res["models"]["ONNX Runtime fp32"]["dsc"]["jpeg/2"]))
+    r = _run("--models", str(int8), "--keep-others", *[a if a != "2" else "3" for a in common[:4]], *common[4:])
+    assert r.returncode == 1 and "measured with another n_images (2, now 3)" in r.stderr
+    onnx.write_bytes(onnx.read_bytes() + b"\0")  # the fp32 row's file is no longer the one measured
+    r = _run("--models", str(int8), "--keep-others", *common)
+    assert r.returncode == 1 and "m.onnx (ONNX Runtime fp32) changed since" in r.stderr
+    assert json.loads((tmp_path / "r" / "robustness.json").read_text()) == res  # nothing written on refusal
+
+
 def test_cli_refuses_committed_results_bad_names_and_missing_files(tmp_path):
     before = sorted((REPO / "benchmarks" / "results").iterdir())
     r = _run("--out", str(REPO / "benchmarks" / "results"), "--count", "1")

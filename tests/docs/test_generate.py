@@ -51,3 +51,20 @@ def test_docs_do_not_quote_the_issue_tracker():
     for f in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(REPO.glob("*_demo/README.md"))]:
         hits = [ln for ln in f.read_text().splitlines() if re.search(r"\b(the issue|issue's|issue \d+)\b", ln, re.I)]
         assert not hits, f"{f.relative_to(REPO)}: {hits[0]}"
+
+
+def test_the_web_row_is_the_page_default_files_own():
+    """The README's Chromium row is the web demo's default file (the default model's), not another model's file the
+    page also offers: its medians are that file's rows in web_demo/results/chromium_wasm.json."""
+    import json
+
+    from web_demo.models import default_file
+
+    gen = runpy.run_path(str(REPO / "docs" / "generate.py"), run_name="docs_generate")
+    data = json.loads((REPO / "web_demo" / "results" / "chromium_wasm.json").read_text())
+    mine = {r["threads"]: r for r in data["rows"] if r["file"] == default_file().name}
+    assert mine, "the committed web results have no row of the page's default file"
+    row = gen["web_demo_row"]()
+    cells = [c.strip() for c in row.split("|")]
+    want = " / ".join(f"{mine[t]['model']['median_ms']:.1f}" if t in mine else "n/a" for t in (1, 2))
+    assert want in cells, (want, row)

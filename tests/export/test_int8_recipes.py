@@ -76,7 +76,7 @@ def test_retime_refuses_a_missing_or_foreign_run_in_one_line(shipped, tmp_path):
 @pytest.mark.slow
 def test_small_run_writes_json_and_markdown(shipped, ph2, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ir, "EXPORTS_DIR", tmp_path / "committed")  # where --update-results writes
-    argv = ["--weights", str(shipped), "--formats", "onnx", "--recipes", "onnx-per-tensor,onnx-per-channel",
+    argv = ["--weights", str(shipped), "--formats", "onnx", "--recipes", "onnx-1x1-and-stem-no-gates,onnx-per-tensor",
             "--eval-count", "3", "--calib-count", "6", "--timing-rounds", "2", "--out", str(tmp_path / "o"), "--no-progress"]
     res = ir.main(argv)
     out, err = capsys.readouterr()
@@ -87,7 +87,8 @@ def test_small_run_writes_json_and_markdown(shipped, ph2, tmp_path, monkeypatch,
     assert data["eval"]["n_images"] == 3 and data["calibration"]["n_images"] == 6 and data["calibration"]["split"] == "train"
     assert data["checkpoint"]["sha256"] == file_sha256(shipped)
     rows = {r["recipe"]: r for r in data["results"]}
-    assert list(rows) == ["onnx-per-tensor", "onnx-per-channel"] and rows["onnx-per-tensor"]["shipped"]
+    assert list(rows) == ["onnx-1x1-and-stem-no-gates", "onnx-per-tensor"] and rows["onnx-1x1-and-stem-no-gates"]["shipped"]
+    assert not rows["onnx-per-tensor"]["shipped"]
     for r in rows.values():
         assert 0 <= r["mask_iou_mean"] <= 1 and isinstance(r["passed"], bool) and r["latency_ms"] > 0
         assert r["passed"] == (r["mask_iou_mean"] >= 0.95 and -r["dsc_change_points"] <= 0.5)
