@@ -100,12 +100,14 @@ def fastest_within_margin(verdict: Dict[str, Dict]) -> Optional[str]:
 
 
 def markdown(res: Dict) -> str:
-    from benchmarks.runner import load_note
+    from benchmarks.runner import changed_since, load_note
+    from core.paths import EXPORTS_DIR, WEIGHTS_DIR
 
     d = res["device"]
     models, ref = res["models"], res["reference"]
     lines = [f"Device: {d.get('cpu')} ({d['machine']}, {d['cores']} cores), one interleaved run of {res['settings']['rounds']} "
-             f"rounds{load_note(res)}; ratios are to {ref} in the same format and thread count.", "",
+             f"rounds on {res.get('created', '?')[:10]}{load_note(res)}; ratios are to {ref} in the same format and thread "
+             "count.", "",
              "| model | input | params | GFLOPs | val DSC | val mIoU | test DSC | test mIoU | PH2 (150) DSC |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m, info in models.items():
@@ -122,11 +124,15 @@ def markdown(res: Dict) -> str:
         for fmt in dict.fromkeys(r["format"] for r in res["results"] if r["model"] == m):
             rs = [by.get((m, fmt, t), {}) for t in threads]
             dsc = rs[0].get("export_val_dsc")
-            cells = [f"{r['p50_ms']:.2f}" if "p50_ms" in r else "error" for r in rs]
+            stale = any(changed_since(r, WEIGHTS_DIR if r.get("file", "").endswith(".pt") else EXPORTS_DIR) for r in rs)
+            cells = [f"{r['p50_ms']:.2f}{' *' if stale else ''}" if "p50_ms" in r else "error" for r in rs]
             cells += [f"{r['ratio_to_reference']:.2f}" if "ratio_to_reference" in r else "" for r in rs]
             e2e = rs[0].get("e2e_p50_ms")
             lines.append(f"| {m} | {fmt} | {'' if dsc is None else f'{dsc:.4f}'} | " + " | ".join(cells)
                          + f" | {'' if e2e is None else f'{e2e:.1f}'} |")
+    if any(" * |" in ln for ln in lines):
+        lines += ["", "\\* measured on an earlier version of this file (it has been re-exported since, another size): "
+                  "run `python benchmarks/pareto.py --update-results` again for its latency."]
     v, fastest = res["verdict"], res["fastest_within_margin"]
     lines += ["", "| model | test DSC drop, points | worst fp32 ratio, 1t | best file, 1t | x best v3 file | qualifies |",
               "|---|---:|---:|---|---:|---|"]

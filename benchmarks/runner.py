@@ -266,6 +266,14 @@ def load_note(res: Dict) -> str:
     return ", " + words + (" (a busy machine: rerun on a quiet one before trusting the latency)" if busy else "")
 
 
+def changed_since(row: Dict, folder: Path) -> bool:
+    """Whether the file a result row measured has been replaced since (another size, .bin included, than the row
+    recorded): its latency then describes a file that is no longer there. False when the file is not in `folder`."""
+    path = Path(folder) / row.get("file", "")
+    now = model_bytes(path) if row.get("file") and path.is_file() else None
+    return now is not None and row.get("file_bytes") is not None and now != row["file_bytes"]
+
+
 def parse_threads(text: str, this_machine: bool = True) -> List[int]:
     """--threads "1,2,4" -> [1, 2, 4]; UserError for anything but positive integers, and (this_machine: the
     runs happen here) for a count above this machine's cores (clitools.check_threads)."""

@@ -92,3 +92,16 @@ def test_load_note_warns_past_the_limit():
     busy = {"device": {"cores": 2}, "other_load_cores": OTHER_LOAD_WARN + 0.5}
     assert load_note(busy).endswith("(a busy machine: rerun on a quiet one before trusting the latency)")
     assert load_note({"device": {"cores": 2}}) == ""  # results from before it was recorded
+
+
+def test_a_row_knows_when_its_file_was_replaced(tmp_path):
+    from benchmarks.runner import changed_since
+
+    (tmp_path / "m.onnx").write_bytes(b"x" * 100)
+    assert not changed_since({"file": "m.onnx", "file_bytes": 100}, tmp_path)
+    assert changed_since({"file": "m.onnx", "file_bytes": 99}, tmp_path)  # re-exported since it was measured
+    assert not changed_since({"file": "gone.onnx", "file_bytes": 99}, tmp_path)  # not here: nothing to say
+    (tmp_path / "v.xml").write_bytes(b"x" * 10)
+    (tmp_path / "v.bin").write_bytes(b"x" * 90)
+    assert not changed_since({"file": "v.xml", "file_bytes": 100}, tmp_path)  # OpenVINO's .bin counted, as measured
+    assert changed_since({"file": "v.xml", "file_bytes": 10}, tmp_path)
