@@ -31,7 +31,8 @@ SHIPPED = {
 }
 DEFAULT_MODEL = "aulunet_v3_isic2018"
 # The edge model the demos offer beside the default: the fastest shipped model within 0.5 ISIC 2018 test DSC
-# points of the default and at most 0.4x its latency in every runtime (benchmarks/results/pareto.json).
+# points of the default and about 0.4x its latency or less in every runtime (benchmarks/results/pareto.json;
+# 0.41x at worst in its latest run, docs/benchmarks.md).
 EDGE_MODEL = "aulunet_v3_in128_isic2018"
 DEFAULT_DATASET = SHIPPED[DEFAULT_MODEL]
 DEFAULT_WEIGHTS = WEIGHTS_DIR / f"{DEFAULT_MODEL}.pt"
