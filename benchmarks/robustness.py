@@ -66,7 +66,7 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
     from tqdm import tqdm
 
     import runtimes
-    from model.data.corruptions import SEVERITIES, corrupt
+    from model.data.corruptions import corrupt
     from model.data import load_sample
     from core.metrics import PooledMetrics
     from core.preprocess import preprocess_image, preprocess_mask, resize_bilinear
@@ -105,9 +105,16 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
         drops = [r["dsc"]["clean"] - v for k, v in r["dsc"].items() if k != "clean"]
         r["mean_drop"] = float(np.mean(drops)) if drops else 0.0
         r["worst"] = min(((v, k) for k, v in r["dsc"].items() if k != "clean"), default=(r["dsc"]["clean"], "clean"))[1]
-    return {"n_images": len(samples), "severities": list(severities), "corruptions": {c: list(SEVERITIES[c]) for c in corruptions},
-            "grid": GRID, "threads": threads, "seconds": round(time.time() - t0, 1), "models": results,
-            "int8_vs_fp32": int8_gaps(results, severities)}
+    return {**conditions_of(len(samples), corruptions, severities, threads), "seconds": round(time.time() - t0, 1),
+            "models": results, "int8_vs_fp32": int8_gaps(results, severities)}
+
+
+def conditions_of(n_images: int, corruptions: Sequence[str], severities: Sequence[int], threads: int) -> Dict:
+    """What a run measured under, as its results record it (and --keep-others compares)."""
+    from model.data.corruptions import SEVERITIES
+
+    return {"n_images": n_images, "severities": list(severities),
+            "corruptions": {c: list(SEVERITIES[c]) for c in corruptions}, "grid": GRID, "threads": threads}
 
 
 def int8_gaps(results: Dict, severities: Sequence[int]) -> Dict:
@@ -130,7 +137,7 @@ def int8_gaps(results: Dict, severities: Sequence[int]) -> Dict:
 SAME_RUN_KEYS = ("data", "split", "n_images", "corruptions", "severities", "grid", "threads", "cpu")
 
 
-def rows_to_keep(path: Path, run: Dict, measuring: Sequence[str]) -> Dict[str, Dict]:
+def rows_to_keep(path: Path, run: Dict, measuring: Sequence[str]) -> Dict:
     """--keep-others: the model rows of the earlier results at `path` that this run does not measure again, checked
     before anything is measured. Only when both runs use the same images, corruptions, severities, threads and
     CPU (INT8 files score differently on other CPUs; `run` holds this run's SAME_RUN_KEYS), and only rows whose
@@ -262,12 +269,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     for f in files:
         refuse_training_images(f, samples, args.split)
     from core.machine import device_facts  # the CPU the figures came from
-    from model.data.corruptions import SEVERITIES
 
     facts = device_facts()
-    run = {"data": Path(args.data).name, "split": args.split, "n_images": len(samples),
-           "corruptions": {c: list(SEVERITIES[c]) for c in corruptions}, "severities": severities, "grid": GRID,
-           "threads": args.threads, "cpu": {"name": facts["cpu"], "cores": facts["cores"], "machine": facts["machine"]}}
+    run = {"data": Path(args.data).name, "split": args.split,
+           **conditions_of(len(samples), corruptions, severities, args.threads), "cpu": {"name": facts["cpu"], "cores": facts["cores"], "machine": facts["machine"]}}
     kept = rows_to_keep(out / "robustness.json", run, [label_of(f) for f in files]) if args.keep_others else None
     res = measure(files, samples, corruptions, severities, args.threads, progress=not args.no_progress, verbose=args.verbose)
     res.update({"data": run["data"], "split": run["split"], "cpu": run["cpu"]})
