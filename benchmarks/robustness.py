@@ -149,6 +149,7 @@ def rows_to_keep(path: Path, run: Dict, measuring: Sequence[str]) -> Dict:
     try:
         old = json.loads(path.read_text())
         old_models = dict(old["models"])
+        files = {label: str(row["file"]) for label, row in old_models.items()}
     except (ValueError, KeyError, TypeError):
         raise UserError(f"--keep-others: {path} is not a robustness results JSON; run without --keep-others") from None
     differ = [k for k in SAME_RUN_KEYS if old.get(k) != run.get(k)]
@@ -157,9 +158,9 @@ def rows_to_keep(path: Path, run: Dict, measuring: Sequence[str]) -> Dict:
                         f"{run.get(differ[0])!r}); run every model again without --keep-others")
     kept = {label: row for label, row in old_models.items() if label not in measuring}
     for label, row in kept.items():
-        f = Path(row["file"]) if Path(row["file"]).is_absolute() else REPO / row["file"]
+        f = Path(files[label]) if Path(files[label]).is_absolute() else REPO / files[label]
         if row.get("sha256") and (not f.is_file() or file_sha256(f) != row["sha256"]):
-            raise UserError(f"--keep-others: {row['file']} ({label}) changed since {path} measured it; add it to "
+            raise UserError(f"--keep-others: {files[label]} ({label}) changed since {path} measured it; add it to "
                             "--models or run without --keep-others")
     return {"order": list(old_models), "rows": kept}
 

@@ -29,7 +29,6 @@ from core.machine import (OtherLoad, device_facts, model_bytes, other_load_words
 from core.clitools import ArgumentParser, check_ranges, user_errors  # stdlib only, like core/errors.py
 
 SCHEMA = "aulunet-benchmark/1"
-OTHER_LOAD_WARN = 0.25  # warn when other processes kept more than this many cores busy during the run
 SPREAD_WARN = 0.25  # warn when (p90 - p50) / p50 exceeds this: the run was disturbed (thermal, governor, load)
 ROUND_SPREAD_WARN = 0.25  # warn when the p50s of the rounds differ by more than this (max/min - 1)
 
@@ -257,13 +256,10 @@ def run_all(models: Sequence[Path], threads: Sequence[int], eval_path: Path, war
 
 
 def load_note(res: Dict) -> str:
-    """', other processes kept 0.02 of 2 cores busy' for a result's device line ('' if not recorded), with a
-    warning past OTHER_LOAD_WARN: latency beside another busy process is that process's as much as the model's."""
+    """', other processes kept 0.02 of 2 cores busy' for a result's device line ('' if not recorded; flagged
+    past core.machine.OTHER_LOAD_WARN)."""
     words = other_load_words(res.get("other_load_cores"), res.get("device", {}).get("cores"))
-    if not words:
-        return ""
-    busy = res["other_load_cores"] > OTHER_LOAD_WARN
-    return ", " + words + (" (a busy machine: rerun on a quiet one before trusting the latency)" if busy else "")
+    return ", " + words if words else ""
 
 
 def changed_since(row: Dict, folder: Path) -> bool:

@@ -148,8 +148,13 @@ class OtherLoad:
         self.cores = round(max(0.0, other / wall), 2)
 
 
-def other_load_words(cores: Optional[float], total: Optional[int]) -> str:
-    """'other processes kept 0.02 of 2 cores busy' for a result's notes; '' when it was not recorded."""
+OTHER_LOAD_WARN = 0.25  # past this many cores kept busy by other processes, a latency figure is flagged
+
+
+def other_load_words(cores: Optional[float], total: Optional[int], during: str = "") -> str:
+    """'other processes kept 0.02 of 2 cores busy' + during for a result's notes ('' when not recorded), with a
+    warning past OTHER_LOAD_WARN: latency beside another busy process is that process's as much as the model's."""
     if cores is None:
         return ""
-    return f"other processes kept {cores:.2f} of {total or '?'} cores busy"
+    busy = " (a busy machine: rerun on a quiet one before trusting the latency)" if cores > OTHER_LOAD_WARN else ""
+    return f"other processes kept {cores:.2f} of {total or '?'} cores busy{during}{busy}"

@@ -49,8 +49,8 @@ def timing_block(rounds: int, fp32_ms: Dict[str, float], other_load_cores: Optio
 
 def load_words(timing: Dict) -> str:
     """How quiet the CPU was while a timing block was measured, in words for the table's notes."""
-    words = other_load_words(timing.get("other_load_cores"), timing.get("cores"))
-    return words + " while timing" if words else "the CPU's other load was not recorded"
+    words = other_load_words(timing.get("other_load_cores"), timing.get("cores"), during=" while timing")
+    return words or "the CPU's other load was not recorded"
 
 
 def time_recipes(rows: List[Dict], built: Dict[str, Dict[str, Path]], files_dir: Path, graph, ckpt, weights: Path,

@@ -99,6 +99,22 @@ def test_keep_others_measures_one_file_and_keeps_the_other_rows(isic2018, tmp_pa
     assert json.loads((tmp_path / "r" / "robustness.json").read_text()) == res  # nothing written on refusal
 
 
+def test_keep_others_refuses_a_missing_or_foreign_earlier_file_in_one_line(tmp_path):
+    """Nothing to keep from, or a file that is not this benchmark's results: a one-line error naming the file."""
+    from benchmarks.robustness import rows_to_keep
+    from core.errors import UserError
+
+    path = tmp_path / "robustness.json"
+    with pytest.raises(UserError, match=f"no earlier {path} to keep rows from"):
+        rows_to_keep(path, {}, ["PyTorch"])
+    for text in ("not json", json.dumps({"models": 3}), json.dumps({"runtime": "ORT"}),
+                 json.dumps({"models": {"PyTorch": {"dsc": {}}}}), json.dumps([1, 2])):
+        path.write_text(text)
+        with pytest.raises(UserError, match=f"{path} is not a robustness results JSON"):
+            rows_to_keep(path, {}, ["PyTorch"])
+    assert path.read_text() == json.dumps([1, 2])  # the foreign file is left as it was
+
+
 def test_cli_refuses_committed_results_bad_names_and_missing_files(tmp_path):
     before = sorted((REPO / "benchmarks" / "results").iterdir())
     r = _run("--out", str(REPO / "benchmarks" / "results"), "--count", "1")

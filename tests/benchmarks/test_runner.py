@@ -85,7 +85,8 @@ def test_runner_child_reports_a_bad_eval_file_in_one_line(tmp_path):
 
 
 def test_load_note_warns_past_the_limit():
-    from benchmarks.runner import OTHER_LOAD_WARN, load_note
+    from benchmarks.runner import load_note
+    from core.machine import OTHER_LOAD_WARN
 
     quiet = {"device": {"cores": 2}, "other_load_cores": 0.03}
     assert load_note(quiet) == ", other processes kept 0.03 of 2 cores busy"

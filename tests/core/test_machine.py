@@ -62,4 +62,8 @@ def test_no_proc_stat_means_not_recorded(monkeypatch):
 
 def test_words():
     assert other_load_words(0.02, 2) == "other processes kept 0.02 of 2 cores busy"
-    assert other_load_words(1.0, None) == "other processes kept 1.00 of ? cores busy"
+    assert other_load_words(0.5, 2, during=" while timing").startswith("other processes kept 0.50 of 2 cores busy "
+                                                                       "while timing (a busy machine: ")
+    assert other_load_words(0.25, 2) == "other processes kept 0.25 of 2 cores busy"  # at the limit: not flagged
+    assert other_load_words(1.0, None) == ("other processes kept 1.00 of ? cores busy (a busy machine: rerun on a "
+                                           "quiet one before trusting the latency)")
