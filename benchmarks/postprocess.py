@@ -100,13 +100,15 @@ def measure(files: Sequence[Path], data_root: Path, count: int = 0, progress: bo
         segs = {f.name: runtimes.load(f, threads=1) for f in files}
         for seg in segs.values():  # first-run chatter hidden
             seg.probabilities(np.zeros((1, 3, seg.input_size, seg.input_size), np.float32))
-    rows = {name: {k: score_combos(_probs(seg, imgs), masks, seg.threshold) for k, (imgs, masks) in sets.items()}
-            for name, seg in segs.items()}
+        # a runtime meeting a new batch size sets itself up again, and says so: hidden as well
+        rows = {name: {k: score_combos(_probs(seg, imgs), masks, seg.threshold) for k, (imgs, masks) in sets.items()}
+                for name, seg in segs.items()}
     per: Dict[str, List[Dict[str, float]]] = {name: [] for name in segs}
     for c in tqdm(CORRUPTIONS, desc="corruptions", disable=not progress, leave=False):
         shifted = [corrupt(rgb, c, MIDDLE, seed=i) for i, rgb in enumerate(test_images)]  # once for every model
-        for name, seg in segs.items():
-            per[name].append(score_combos(_probs(seg, shifted), test_masks, seg.threshold))
+        with quiet(verbose):
+            for name, seg in segs.items():
+                per[name].append(score_combos(_probs(seg, shifted), test_masks, seg.threshold))
     for name, row in rows.items():
         row["corrupted_test"] = {k: float(np.mean([p[k] for p in per[name]])) for k in per[name][0]}
         row["recommended"] = recommend(row["val"])

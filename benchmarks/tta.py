@@ -17,7 +17,7 @@ from typing import Dict, Optional, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.clitools import ArgumentParser, check_ranges, user_errors
+from core.clitools import ArgumentParser, add_verbose, check_ranges, quiet, user_errors
 from core.errors import UserError
 from core.paths import BENCHMARK_RESULTS, DEFAULT_DATA, REPO, export_path
 
@@ -57,6 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--out", default=None, help=f"folder for tta.json/.md (default {DEFAULT_OUT.relative_to(REPO)}/)")
     p.add_argument("--update-results", action="store_true", help="write benchmarks/results/tta.* (committed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_verbose(p)
     args = p.parse_args(argv)
     check_ranges(args, {"count": 0, "runs": 1, "threads": 1})
     weights, data, photo = Path(args.weights), Path(args.data), Path(args.photo)
@@ -66,7 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     if not data.is_dir():
         raise UserError(f"--data {data}: folder not found; pass a dataset folder (default {DEFAULT_DATA})")
     out = results_folder(args.update_results, args.out, DEFAULT_OUT)
-    seg = runtimes.load(weights, threads=args.threads)
+    with quiet(args.verbose):  # the runtime's start-up output
+        seg = runtimes.load(weights, threads=args.threads)
     ds = open_dataset(data)
     splits = {}
     for split in (s.strip() for s in args.splits.split(",") if s.strip()):

@@ -31,14 +31,12 @@ def _export_source(weights, metadata: Optional[dict]) -> Optional[Tuple[dict, st
     The metadata names the checkpoint and its sha256: that exact file, beside the export or in model/weights/,
     gives the training ids; otherwise the training data recorded in the metadata by newer exports does."""
     if metadata is None:
-        import warnings
-
         import runtimes
+        from core.clitools import quiet
         from core.errors import UserError
 
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet():  # a runtime's own start-up output (delegates, cpuinfo, warnings) stays hidden
                 metadata = runtimes.load(weights, allow_foreign=True).metadata
         except UserError:
             return None  # the loader reports a bad file in its own words

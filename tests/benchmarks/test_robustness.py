@@ -99,6 +99,14 @@ def test_keep_others_measures_one_file_and_keeps_the_other_rows(isic2018, tmp_pa
     assert json.loads((tmp_path / "r" / "robustness.json").read_text()) == res  # nothing written on refusal
 
 
+def test_cli_keeps_the_runtimes_own_output_out_of_the_way(isic2018, tmp_path):
+    """LiteRT announces its delegate whenever an interpreter starts (also when the training-image check opens the
+    file for its metadata): without --verbose none of it reaches the terminal."""
+    r = _run("--models", str(REPO / "exports" / "aulunet_v3_isic2018_int8.tflite"), "--data", str(isic2018),
+             "--count", "2", "--corruptions", "jpeg", "--severities", "1", "--threads", "1", "--out", str(tmp_path))
+    assert r.returncode == 0 and r.stderr == "", r.stderr[-500:]
+
+
 def test_keep_others_refuses_a_missing_or_foreign_earlier_file_in_one_line(tmp_path):
     """Nothing to keep from, or a file that is not this benchmark's results: a one-line error naming the file."""
     from benchmarks.robustness import rows_to_keep

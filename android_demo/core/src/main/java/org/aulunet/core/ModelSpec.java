@@ -20,7 +20,7 @@ public final class ModelSpec {
     public static final String OUTPUT_DTYPE = "float32";
     /** The model returns logits; sigmoid(logit) > THRESHOLD is lesion. */
     public static final float THRESHOLD = 0.5f;
-    /** The edge model (model/shipped.py EDGE_MODEL), offered beside the default: the same pre- and
+    /** The edge model (core/paths.py EDGE_MODEL), offered beside the default: the same pre- and
      *  post-processing at a 128x128 input, ~0.3x the latency (benchmarks/results/pareto.json). */
     public static final String EDGE_ASSET = "aulunet_v3_in128_isic2018_int8.tflite";
     public static final String EDGE_METADATA_ASSET = "aulunet_v3_in128_isic2018_int8.json";
