@@ -87,7 +87,7 @@ def measure(files: Sequence[Path], data_root: Path, count: int = 0, progress: bo
 
     import runtimes
     from model.data import open_dataset
-    from model.data.corruptions import CORRUPTIONS, corrupt
+    from model.data.corruptions import CORRUPTIONS, corrupt, torch_threads
     from model.evaluation.provenance import refuse_training_images
 
     samples = {k: open_dataset(data_root / ds).subset(split)[: count or None] for k, (ds, split) in SETS.items()}
@@ -105,7 +105,8 @@ def measure(files: Sequence[Path], data_root: Path, count: int = 0, progress: bo
                 for name, seg in segs.items()}
     per: Dict[str, List[Dict[str, float]]] = {name: [] for name in segs}
     for c in tqdm(CORRUPTIONS, desc="corruptions", disable=not progress, leave=False):
-        shifted = [corrupt(rgb, c, MIDDLE, seed=i) for i, rgb in enumerate(test_images)]  # once for every model
+        with torch_threads(1):  # the runtimes' one thread
+            shifted = [corrupt(rgb, c, MIDDLE, seed=i) for i, rgb in enumerate(test_images)]  # once for every model
         with quiet(verbose):
             for name, seg in segs.items():
                 per[name].append(score_combos(_probs(seg, shifted), test_masks, seg.threshold))

@@ -62,7 +62,52 @@ def _scores(pm) -> Dict:
 
 
 def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severities: Sequence[int], threads: int,
-            progress: bool = True, verbose: bool = False) -> Dict:
+            progress: bool = True, verbose: bool = False, jobs: int = 1) -> Dict:
+    """Every file's pooled DSC / mIoU clean and under each corruption and severity, their mean drop and worst
+    case, and the INT8-vs-fp32 gaps. jobs > 1 scores the files in that many processes at once (each at `threads`;
+    the figures are the same, each process draws the same corruptions from the same seeds)."""
+    labels = [label_of(f) for f in files]
+    if len(set(labels)) != len(labels):
+        raise UserError("--models: two files map to the same label (e.g. two fp32 ONNX files); give one per format")
+    t0 = time.time()
+    if jobs > 1 and len(files) > 1:
+        results = _score_in_processes(files, samples, corruptions, severities, threads, progress, verbose, jobs)
+    else:
+        results = _score(files, samples, corruptions, severities, threads, progress, verbose)
+    for r in results.values():
+        drops = [r["dsc"]["clean"] - v for k, v in r["dsc"].items() if k != "clean"]
+        r["mean_drop"] = float(np.mean(drops)) if drops else 0.0
+        r["worst"] = min(((v, k) for k, v in r["dsc"].items() if k != "clean"), default=(r["dsc"]["clean"], "clean"))[1]
+    return {**conditions_of(len(samples), corruptions, severities, threads), "seconds": round(time.time() - t0, 1),
+            "models": results, "int8_vs_fp32": int8_gaps(results, severities)}
+
+
+def _score_in_processes(files, samples, corruptions, severities, threads, progress, verbose, jobs) -> Dict:
+    """_score for one file per task in a pool of `jobs` spawned processes; the rows in the order of `files`."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(files)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        tasks = {pool.submit(_score, [f], samples, corruptions, severities, threads, False, verbose): f for f in files}
+        done = {}
+        for t in tqdm(as_completed(tasks), total=len(tasks), desc="robustness (files)", disable=not progress):
+            done[tasks[t]] = t.result()
+    return {label_of(f): done[f][label_of(f)] for f in files}
+
+
+def _score(files: Sequence[Path], samples, corruptions: Sequence[str], severities: Sequence[int], threads: int,
+           progress: bool, verbose: bool) -> Dict:
+    """label -> {file, sha256, dsc, miou} with one entry per condition, every file in this process; the
+    corrupted batch of each condition is made once and shared by the files."""
+    from model.data.corruptions import torch_threads
+
+    with torch_threads(threads):  # the corruptions' torch ops as many threads as the runtimes
+        return _score_files(files, samples, corruptions, severities, threads, progress, verbose)
+
+
+def _score_files(files, samples, corruptions, severities, threads, progress, verbose) -> Dict:
     from tqdm import tqdm
 
     import runtimes
@@ -75,15 +120,12 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
         segs = {label_of(f): runtimes.load(f, threads=threads) for f in files}
         for seg in segs.values():  # the runtimes' first-run chatter (delegates, cpuinfo) stays hidden too
             seg.probabilities(np.zeros((1, 3, seg.input_size, seg.input_size), np.float32))
-    if len(segs) != len(files):
-        raise UserError("--models: two files map to the same label (e.g. two fp32 ONNX files); give one per format")
     loaded = [load_sample(s) for s in samples]
     images = [rgb for rgb, _ in loaded]
     masks = [preprocess_mask(mask, GRID) for _, mask in loaded]
     conditions = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
     results = {name: {"file": repo_relative(f), "sha256": file_sha256(f), "dsc": {}, "miou": {}}
                for name, f in zip(segs, files)}
-    t0 = time.time()
     for cond, sev in tqdm(conditions, desc="robustness", disable=not progress):
         batch = images if cond == "clean" else [corrupt(rgb, cond, sev, seed=i) for i, rgb in enumerate(images)]
         by_size: Dict[int, np.ndarray] = {}
@@ -102,12 +144,7 @@ def measure(files: Sequence[Path], samples, corruptions: Sequence[str], severiti
             sc = _scores(pm)
             key = cond if cond == "clean" else f"{cond}/{sev}"
             results[name]["dsc"][key], results[name]["miou"][key] = sc["dsc"], sc["miou"]
-    for r in results.values():
-        drops = [r["dsc"]["clean"] - v for k, v in r["dsc"].items() if k != "clean"]
-        r["mean_drop"] = float(np.mean(drops)) if drops else 0.0
-        r["worst"] = min(((v, k) for k, v in r["dsc"].items() if k != "clean"), default=(r["dsc"]["clean"], "clean"))[1]
-    return {**conditions_of(len(samples), corruptions, severities, threads), "seconds": round(time.time() - t0, 1),
-            "models": results, "int8_vs_fp32": int8_gaps(results, severities)}
+    return results
 
 
 def conditions_of(n_images: int, corruptions: Sequence[str], severities: Sequence[int], threads: int) -> Dict:
@@ -235,7 +272,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--count", type=int, default=0, help="use the first N images of the split (0 = all)")
     p.add_argument("--corruptions", default="all", help=f"comma-separated subset of: {', '.join(CORRUPTIONS)}")
     p.add_argument("--severities", default="1,2,3", help="comma-separated severities (1..3)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads per runtime")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads per runtime (and for the corruptions)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="score this many files at once, one process each (--jobs x --threads cores busy; same figures)")
     p.add_argument("--out", default=None, help="folder for robustness.json/.md/.png (default: outputs/robustness/)")
     p.add_argument("--update-results", action="store_true", help="write the committed benchmarks/results/ copies")
     p.add_argument("--keep-others", action="store_true",
@@ -244,7 +283,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verbose(p)
     args = p.parse_args(argv)
-    check_ranges(args, {"count": 0, "threads": 1})
+    check_ranges(args, {"count": 0, "threads": 1, "jobs": 1})
     corruptions = list(CORRUPTIONS) if args.corruptions == "all" else [c.strip() for c in args.corruptions.split(",") if c.strip()]
     unknown = [c for c in corruptions if c not in CORRUPTIONS]
     if unknown or not corruptions:
@@ -276,7 +315,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     run = {"data": Path(args.data).name, "split": args.split,
            **conditions_of(len(samples), corruptions, severities, args.threads), "cpu": {"name": facts["cpu"], "cores": facts["cores"], "machine": facts["machine"]}}
     kept = rows_to_keep(out / "robustness.json", run, [label_of(f) for f in files]) if args.keep_others else None
-    res = measure(files, samples, corruptions, severities, args.threads, progress=not args.no_progress, verbose=args.verbose)
+    res = measure(files, samples, corruptions, severities, args.threads, progress=not args.no_progress, verbose=args.verbose,
+                  jobs=args.jobs)
     res.update({"data": run["data"], "split": run["split"], "cpu": run["cpu"]})
     if kept is not None:
         res = merge_rows(res, kept)

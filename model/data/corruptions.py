@@ -14,9 +14,10 @@ which no library draws, are drawn here with Pillow.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import zlib
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Iterator, Tuple
 
 import numpy as np
 
@@ -275,6 +276,20 @@ def specular(rgb, p, rng):
 
 
 FUNCTIONS: Dict[str, Callable] = {n: globals()[n] for n in CORRUPTIONS}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """corrupt()'s kornia ops on n of torch's threads inside the block, the count before restored after: torch's
+    default takes every core, and beside other busy processes its small ops then run ten times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def corrupt(rgb: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:

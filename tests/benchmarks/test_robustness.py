@@ -107,6 +107,23 @@ def test_cli_keeps_the_runtimes_own_output_out_of_the_way(isic2018, tmp_path):
     assert r.returncode == 0 and r.stderr == "", r.stderr[-500:]
 
 
+def test_jobs_score_files_in_processes_with_the_same_figures(isic2018, tmp_path):
+    """--jobs 2: one process per file, the rows in the order given and the figures of one process, to the digit."""
+    files = f"{REPO / 'exports' / 'aulunet_v3_isic2018_int8.tflite'},{REPO / 'exports' / 'aulunet_v3_in128_isic2018.onnx'}"
+    common = ["--models", files, "--data", str(isic2018), "--count", "3", "--corruptions", "jpeg,defocus_blur",
+              "--severities", "2", "--threads", "1"]
+    runs = []
+    for jobs in ("1", "2"):
+        r = _run(*common, "--jobs", jobs, "--out", str(tmp_path / jobs))
+        assert r.returncode == 0 and r.stderr == "", r.stderr[-500:]
+        runs.append(json.loads((tmp_path / jobs / "robustness.json").read_text()))
+    one, two = runs
+    assert list(two["models"]) == list(one["models"]) == ["LiteRT (TFLite) INT8", "ONNX Runtime fp32"]
+    for label in one["models"]:
+        assert two["models"][label]["dsc"] == one["models"][label]["dsc"]
+        assert two["models"][label]["mean_drop"] == one["models"][label]["mean_drop"]
+
+
 def test_keep_others_refuses_a_missing_or_foreign_earlier_file_in_one_line(tmp_path):
     """Nothing to keep from, or a file that is not this benchmark's results: a one-line error naming the file."""
     from benchmarks.robustness import rows_to_keep
@@ -136,3 +153,17 @@ def test_cli_refuses_committed_results_bad_names_and_missing_files(tmp_path):
     r = _run("--models", str(tmp_path / "nope.onnx"), "--out", str(tmp_path))
     assert r.returncode == 1 and "nope.onnx not found" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_torch_threads_sets_and_restores_the_count():
+    import torch
+
+    from model.data.corruptions import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
