@@ -94,24 +94,17 @@ def _score_in_processes(files, samples, corruptions, severities, threads, progre
         done = {}
         for t in tqdm(as_completed(tasks), total=len(tasks), desc="robustness (files)", disable=not progress):
             done[tasks[t]] = t.result()
-    return {label_of(f): done[f][label_of(f)] for f in files}
+    return {label: row for f in files for label, row in done[f].items()}
 
 
 def _score(files: Sequence[Path], samples, corruptions: Sequence[str], severities: Sequence[int], threads: int,
            progress: bool, verbose: bool) -> Dict:
     """label -> {file, sha256, dsc, miou} with one entry per condition, every file in this process; the
     corrupted batch of each condition is made once and shared by the files."""
-    from model.data.corruptions import torch_threads
-
-    with torch_threads(threads):  # the corruptions' torch ops as many threads as the runtimes
-        return _score_files(files, samples, corruptions, severities, threads, progress, verbose)
-
-
-def _score_files(files, samples, corruptions, severities, threads, progress, verbose) -> Dict:
     from tqdm import tqdm
 
     import runtimes
-    from model.data.corruptions import corrupt
+    from model.data.corruptions import corrupt, torch_threads
     from model.data import load_sample
     from core.metrics import PooledMetrics
     from core.preprocess import preprocess_image, preprocess_mask, resize_bilinear
@@ -127,7 +120,8 @@ def _score_files(files, samples, corruptions, severities, threads, progress, ver
     results = {name: {"file": repo_relative(f), "sha256": file_sha256(f), "dsc": {}, "miou": {}}
                for name, f in zip(segs, files)}
     for cond, sev in tqdm(conditions, desc="robustness", disable=not progress):
-        batch = images if cond == "clean" else [corrupt(rgb, cond, sev, seed=i) for i, rgb in enumerate(images)]
+        with torch_threads(threads):  # the corruptions' torch ops on as many threads as the runtimes
+            batch = images if cond == "clean" else [corrupt(rgb, cond, sev, seed=i) for i, rgb in enumerate(images)]
         by_size: Dict[int, np.ndarray] = {}
         for name, seg in segs.items():
             size = seg.input_size
