@@ -115,4 +115,6 @@ def test_cli_refuses_committed_results_bad_names_and_missing_files(tmp_path):
     assert r.returncode == 1 and "--severities" in r.stderr
     r = _run("--models", str(tmp_path / "nope.onnx"), "--out", str(tmp_path))
     assert r.returncode == 1 and "nope.onnx not found" in r.stderr
+    r = _run("--jobs", "0", "--out", str(tmp_path))
+    assert r.returncode == 1 and "--jobs must be at least 1 (got 0)" in r.stderr
     assert list(tmp_path.iterdir()) == []
